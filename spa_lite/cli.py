@@ -1,0 +1,113 @@
+"""``spa-lite`` command line: argparse definitions and dispatch with documented exit codes.
+
+Kept import-light: each subcommand imports its own modules, so ``spa-lite send`` does not
+pay for the server (and the server not for the client).
+"""
+
+import sys
+
+from spa_lite import __version__
+from spa_lite.errors import EXIT_INTERNAL, EXIT_USAGE, CliError
+
+EXIT_CODES_HELP = ("exit codes: 0 ok, 2 usage/config error, 3 key/crypto error, "
+                   "4 network error, 1 internal error")
+
+
+def _add_key_options(p) -> None:
+    g = p.add_argument_group("keys (fwknop option names)")
+    g.add_argument("--key-rijndael", metavar="KEY", help="encryption passphrase (KEY)")
+    g.add_argument("--key-base64-rijndael", metavar="B64", help="encryption key, base64 (KEY_BASE64)")
+    g.add_argument("--key-hmac", metavar="KEY", help="HMAC key (HMAC_KEY)")
+    g.add_argument("--key-base64-hmac", metavar="B64", help="HMAC key, base64 (HMAC_KEY_BASE64)")
+    g.add_argument("-M", "--encryption-mode", metavar="MODE",
+                   help="cbc (default), ecb, cfb, ofb, ctr, legacy")
+    g.add_argument("--hmac-digest-type", metavar="TYPE",
+                   help="md5, sha1, sha256 (default), sha384, sha512, sha3_256, sha3_512")
+
+
+def _add_rc_options(p) -> None:
+    p.add_argument("-n", "--named-config", metavar="NAME", help="use the [NAME] stanza of the rc file")
+    p.add_argument("--rc-file", metavar="FILE", help="rc file (default ~/.fwknoprc)")
+    p.add_argument("--no-rc-file", action="store_true", help="do not read any rc file")
+
+
+def build_parser():
+    import argparse
+    parser = argparse.ArgumentParser(
+        prog="spa-lite", description="fwknop-compatible Single Packet Authorization.",
+        epilog=EXIT_CODES_HELP)
+    parser.add_argument("-V", "--version", action="version", version="spa-lite " + __version__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("send", help="build and send one SPA packet (like fwknop)",
+                       epilog=EXIT_CODES_HELP)
+    s.add_argument("-A", "--access", metavar="PROTO/PORT[,...]", help="ports to open, e.g. tcp/22")
+    s.add_argument("-a", "--allow-ip", metavar="IP", help="address to allow (IPv4 or IPv6)")
+    s.add_argument("-s", "--source-ip", action="store_true",
+                   help="allow the address the packet comes from (sends 0.0.0.0)")
+    s.add_argument("-D", "--destination", metavar="HOST", help="SPA server (name, IPv4 or IPv6)")
+    s.add_argument("-p", "--server-port", metavar="PORT", help="destination port (default 62201)")
+    s.add_argument("-P", "--server-proto", metavar="PROTO", help="udp (default), tcp or http")
+    s.add_argument("-S", "--source-port", metavar="PORT", help="source port to send from")
+    s.add_argument("-r", "--rand-port", action="store_true", help="random destination port")
+    s.add_argument("--use-hmac", action="store_true", help="require an HMAC key")
+    s.add_argument("-m", "--digest-type", metavar="TYPE", help="inner digest (default sha256)")
+    s.add_argument("-N", "--nat-access", metavar="HOST:PORT", help="NAT to an internal host")
+    s.add_argument("--nat-local", action="store_true", help="NAT to a local port on the server")
+    s.add_argument("--nat-port", metavar="PORT", help="port to request for NAT access")
+    s.add_argument("--nat-rand-port", action="store_true", help="random port for NAT access")
+    s.add_argument("-f", "--fw-timeout", metavar="SECONDS", help="ask for this access time")
+    s.add_argument("-C", "--server-cmd", metavar="CMD", help="send a command message")
+    s.add_argument("-U", "--spoof-user", metavar="USER", help="username to put in the packet")
+    s.add_argument("--time-offset-plus", metavar="TIME", help="add to the timestamp (e.g. 60, 5m)")
+    s.add_argument("--time-offset-minus", metavar="TIME", help="subtract from the timestamp")
+    s.add_argument("-u", "--user-agent", metavar="UA", help="User-Agent for -P http")
+    s.add_argument("--server-resolve-ipv4", action="store_true", help="resolve -D to IPv4 only")
+    s.add_argument("--server-auth", metavar="TEXT",
+                   help="server_auth field (spa-lite addition; fwknopd 2.6.10 rejects it)")
+    s.add_argument("-B", "--save-packet", metavar="FILE", help="also write the packet to FILE")
+    s.add_argument("-T", "--test", action="store_true",
+                   help="build but do not send; print the SPA data alone on stdout")
+    s.add_argument("-v", "--verbose", action="store_true", help="print the fields (to stderr)")
+    s.add_argument("-q", "--quiet", action="store_true", help="no warnings, never prompt")
+    s.add_argument("--no-save-args", action="store_true", help="accepted for fwknop compatibility")
+    _add_rc_options(s)
+    _add_key_options(s)
+
+    k = sub.add_parser("keygen", help="generate keys (like fwknop --key-gen)", epilog=EXIT_CODES_HELP)
+    k.add_argument("--key-len", type=int, default=32, metavar="N", help="encryption key bytes (default 32)")
+    k.add_argument("--hmac-key-len", type=int, metavar="N", help="HMAC key bytes (default by type)")
+    k.add_argument("--hmac-digest-type", default="sha256", metavar="TYPE", help="default sha256")
+    k.add_argument("-K", "--key-gen-file", metavar="FILE", help="write the keys to FILE (mode 0600)")
+    k.add_argument("--qr", action="store_true", help="also show the Fwknop2 app's QR code")
+
+    d = sub.add_parser("decode", help="verify and decrypt one SPA packet", epilog=EXIT_CODES_HELP)
+    d.add_argument("data", nargs="?", help="SPA data (default: read stdin)")
+    d.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_rc_options(d)
+    _add_key_options(d)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_usage(sys.stderr)
+        sys.stderr.write("spa-lite: error: a command is required (send, keygen, decode)\n")
+        return EXIT_USAGE
+    try:
+        from spa_lite.client import commands
+        handler = {"send": commands.cmd_send, "keygen": commands.cmd_keygen,
+                   "decode": commands.cmd_decode}[args.command]
+        return handler(args)
+    except CliError as exc:
+        sys.stderr.write("spa-lite %s: %s\n" % (args.command, exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("spa-lite %s: interrupted\n" % args.command)
+        return 130
+    except Exception as exc:  # a bug: one line, never a traceback, for cron mail
+        sys.stderr.write("spa-lite %s: internal error: %s: %s\n"
+                         % (args.command, type(exc).__name__, exc))
+        return EXIT_INTERNAL

@@ -1,0 +1,225 @@
+"""Handlers for ``spa-lite send``, ``keygen`` and ``decode``: the I/O shell around the core.
+
+Here, and only here, the client touches the clock, os.urandom, the terminal and sockets.
+"""
+
+import json
+import os
+import sys
+import time
+
+from spa_lite.client import keygen as keygen_mod
+from spa_lite.client.rcfile import default_rc_path, load_rc
+from spa_lite.client.request import Setting, build_request
+from spa_lite.client.show import format_fields
+from spa_lite.core import message as core_message
+from spa_lite.core import wire
+from spa_lite.core.b64 import b64decode_key
+from spa_lite.core.cipher import mode_name
+from spa_lite.core.digests import digest_name
+from spa_lite.core.errors import SpaError
+from spa_lite.errors import CryptoError, UsageError
+
+# argparse dest -> (fwknoprc variable, the flag named in error messages)
+SEND_OPTIONS = {
+    "access": ("ACCESS", "-A/--access"),
+    "allow_ip": ("ALLOW_IP", "-a/--allow-ip"),
+    "source_ip": ("SOURCE_IP", "-s/--source-ip"),
+    "destination": ("SPA_SERVER", "-D/--destination"),
+    "server_port": ("SPA_SERVER_PORT", "-p/--server-port"),
+    "server_proto": ("SPA_SERVER_PROTO", "-P/--server-proto"),
+    "source_port": ("SPA_SOURCE_PORT", "-S/--source-port"),
+    "rand_port": ("RAND_PORT", "-r/--rand-port"),
+    "key_rijndael": ("KEY", "--key-rijndael"),
+    "key_base64_rijndael": ("KEY_BASE64", "--key-base64-rijndael"),
+    "key_hmac": ("HMAC_KEY", "--key-hmac"),
+    "key_base64_hmac": ("HMAC_KEY_BASE64", "--key-base64-hmac"),
+    "use_hmac": ("USE_HMAC", "--use-hmac"),
+    "digest_type": ("DIGEST_TYPE", "-m/--digest-type"),
+    "hmac_digest_type": ("HMAC_DIGEST_TYPE", "--hmac-digest-type"),
+    "encryption_mode": ("ENCRYPTION_MODE", "-M/--encryption-mode"),
+    "nat_access": ("NAT_ACCESS", "-N/--nat-access"),
+    "nat_local": ("NAT_LOCAL", "--nat-local"),
+    "nat_port": ("NAT_PORT", "--nat-port"),
+    "nat_rand_port": ("NAT_RAND_PORT", "--nat-rand-port"),
+    "fw_timeout": ("FW_TIMEOUT", "-f/--fw-timeout"),
+    "server_cmd": ("SERVER_CMD", "-C/--server-cmd"),
+    "spoof_user": ("SPOOF_USER", "-U/--spoof-user"),
+    "time_offset_plus": ("TIME_OFFSET_PLUS", "--time-offset-plus"),
+    "time_offset_minus": ("TIME_OFFSET_MINUS", "--time-offset-minus"),
+    "user_agent": ("HTTP_USER_AGENT", "-u/--user-agent"),
+    "server_resolve_ipv4": ("SERVER_RESOLVE_IPV4", "--server-resolve-ipv4"),
+    "server_auth": ("SERVER_AUTH", "--server-auth"),
+}
+
+
+def _warn(text: str, quiet: bool) -> None:
+    if not quiet:
+        sys.stderr.write("spa-lite: warning: %s\n" % text)
+
+
+def _terminal_prompt():
+    """A key prompt only when a person is at a terminal; cron and pipes get None."""
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return None
+    import getpass
+
+    def ask(text):
+        value = getpass.getpass(text)
+        if not value:
+            raise CryptoError("no key entered")
+        return value
+    return ask
+
+
+def load_settings(args, options: dict):
+    """``get(VAR)`` over command line, then the rc stanza, then [default]."""
+    rc = {}
+    if not getattr(args, "no_rc_file", False):
+        path = args.rc_file or default_rc_path()
+        rc, warnings = load_rc(path, args.named_config, required=bool(args.rc_file))
+        for w in warnings:
+            _warn(w, getattr(args, "quiet", False))
+    elif args.named_config:
+        raise UsageError("-n/--named-config needs an rc file (drop --no-rc-file)")
+    cli = {}
+    for dest, (var, flag) in options.items():
+        v = getattr(args, dest, None)
+        if v is None or v is False:
+            continue
+        cli[var] = Setting("Y" if v is True else v, flag)
+
+    def get(var):
+        if var in cli:
+            return cli[var]
+        rv = rc.get(var)
+        return Setting(rv.value, rv.where) if rv is not None else None
+    return get
+
+
+def cmd_send(args) -> int:
+    get = load_settings(args, SEND_OPTIONS)
+    verbose = args.verbose or (get("VERBOSE") is not None and str(get("VERBOSE").value).upper()[:1] in "Y1")
+    req = build_request(get, os.urandom, int(time.time()),
+                        prompt=None if args.quiet else _terminal_prompt(), test_mode=args.test)
+    if req.message.timestamp > 2147483647:
+        _warn("timestamp is past 2038; fwknopd 2.6.x servers reject it", args.quiet)
+    try:
+        wire_text = wire.build(req.message, req.key, os.urandom(8), req.mode, req.hmac_key,
+                               req.hmac_type)
+        # Self-check as fwknop -T does: what we send must decode with the same keys.
+        check = wire.parse(wire_text, req.key, req.mode, req.hmac_key, req.hmac_type)
+    except SpaError as exc:
+        raise (CryptoError if exc.code in ("key", "hmac", "decrypt") else UsageError)(str(exc))
+    if verbose:
+        sys.stderr.write(format_fields(check, req.mode, req.hmac_key is not None and req.hmac_type or None,
+                                       core_message.encode(req.message), wire_text))
+    for note in req.notes:
+        if not args.quiet:
+            sys.stderr.write("[+] %s\n" % note)
+    if args.save_packet:
+        _write_private(args.save_packet, wire_text + "\n")
+    if args.test:
+        sys.stdout.write(wire_text + "\n")
+        return 0
+    from spa_lite.client.transport import send
+    addr, port = send(wire_text, req.destination, req.port, req.proto, req.source_port,
+                      req.resolve_ipv4, req.user_agent)
+    if verbose:
+        sys.stderr.write("sent %d bytes of SPA data to %s %s/%d\n"
+                         % (len(wire_text), addr, req.proto, port))
+    return 0
+
+
+def _write_private(path: str, text: str) -> None:
+    """Write a file readable by its owner only (keys, saved packets)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        raise UsageError("%s: cannot write: %s" % (path, exc.strerror or exc))
+
+
+def cmd_keygen(args) -> int:
+    try:
+        hmac_type = digest_name(args.hmac_digest_type)
+    except SpaError as exc:
+        raise UsageError("--hmac-digest-type: %s" % exc)
+    key_len = args.key_len
+    hmac_len = args.hmac_key_len or keygen_mod.HMAC_KEY_LEN[hmac_type]
+    if not 1 <= key_len <= 32:
+        raise UsageError("--key-len: must be 1..32 bytes")
+    if not 1 <= hmac_len <= 128:
+        raise UsageError("--hmac-key-len: must be 1..128 bytes")
+    key_b64, hmac_b64 = keygen_mod.generate(os.urandom, key_len, hmac_len)
+    lines = keygen_mod.keygen_lines(key_b64, hmac_b64)
+    if args.key_gen_file:
+        _write_private(args.key_gen_file, lines)
+    else:
+        sys.stdout.write(lines)
+    if args.qr:
+        payload = keygen_mod.qr_payload(key_b64, hmac_b64)
+        art = keygen_mod.render_qr(payload)
+        if art is None:
+            sys.stdout.write("(install qrencode for a scannable QR code; enter this in the "
+                             "Fwknop2 app instead)\nQR payload: %s\n" % payload)
+        else:
+            sys.stdout.write(art)
+    return 0
+
+
+def _decode_keys(args):
+    get = load_settings(args, {
+        "key_rijndael": ("KEY", "--key-rijndael"),
+        "key_base64_rijndael": ("KEY_BASE64", "--key-base64-rijndael"),
+        "key_hmac": ("HMAC_KEY", "--key-hmac"),
+        "key_base64_hmac": ("HMAC_KEY_BASE64", "--key-base64-hmac"),
+        "encryption_mode": ("ENCRYPTION_MODE", "-M/--encryption-mode"),
+        "hmac_digest_type": ("HMAC_DIGEST_TYPE", "--hmac-digest-type"),
+    })
+
+    def key(raw_var, b64_var, what):
+        raw, b64 = get(raw_var), get(b64_var)
+        if b64 is not None:
+            try:
+                return b64decode_key(str(b64.value), "%s: %s key" % (b64.where, what))
+            except SpaError as exc:
+                raise CryptoError(str(exc))
+        return str(raw.value).encode() if raw is not None else None
+    k = key("KEY", "KEY_BASE64", "encryption")
+    if k is None:
+        raise CryptoError("no encryption key: pass --key-base64-rijndael/--key-rijndael or -n STANZA")
+    hk = key("HMAC_KEY", "HMAC_KEY_BASE64", "HMAC")
+    s = None
+    try:
+        s = get("ENCRYPTION_MODE")
+        mode = mode_name(str(s.value)) if s else "cbc"
+        s = get("HMAC_DIGEST_TYPE")
+        hmac_type = digest_name(str(s.value)) if s else "sha256"
+    except SpaError as exc:
+        raise UsageError("%s: %s" % (s.where, exc))
+    return k, hk, mode, hmac_type
+
+
+def cmd_decode(args) -> int:
+    k, hk, mode, hmac_type = _decode_keys(args)
+    data = args.data
+    if data is None or data == "-":
+        data = sys.stdin.read()
+    data = data.strip()
+    try:
+        plaintext = wire.unseal(data, k, mode, hk, hmac_type)
+        msg = core_message.decode(plaintext)
+    except SpaError as exc:
+        raise CryptoError("cannot decode: %s" % exc)
+    if args.json:
+        obj = msg.as_dict()
+        obj["encryption_mode"] = mode
+        obj["hmac_type"] = hmac_type if hk is not None else None
+        sys.stdout.write(json.dumps(obj, sort_keys=True) + "\n")
+    else:
+        sys.stdout.write(format_fields(msg, mode, hmac_type if hk is not None else None,
+                                       plaintext, data))
+    return 0

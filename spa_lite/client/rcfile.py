@@ -1,0 +1,113 @@
+"""Reader for fwknop client rc files (``~/.fwknoprc``): ``[default]`` plus named stanzas.
+
+Lines are ``VAR value`` with a space, tab or '=' between (a trailing ':' on VAR is accepted,
+so ``fwknop --key-gen`` output can be pasted as is). '#' and ';' start comments. Values keep
+their position (file, line) so every later error can name where a bad value came from.
+"""
+
+import os
+
+from spa_lite.errors import UsageError
+
+# Every variable fwknop 2.6.10's client knows. spa-lite honours most; the rest are accepted
+# with a warning (UNSUPPORTED) so an existing rc file keeps working.
+KNOWN = {
+    "ACCESS", "ALLOW_IP", "SPA_SERVER", "SPA_SERVER_PORT", "SPA_SERVER_PROTO",
+    "SPA_SOURCE_PORT", "SPOOF_USER", "RAND_PORT", "FW_TIMEOUT", "NAT_ACCESS", "NAT_LOCAL",
+    "NAT_PORT", "NAT_RAND_PORT", "DIGEST_TYPE", "ENCRYPTION_MODE", "TIME_OFFSET", "KEY",
+    "KEY_BASE64", "HMAC_KEY", "HMAC_KEY_BASE64", "USE_HMAC", "HMAC_DIGEST_TYPE", "VERBOSE",
+    "HTTP_USER_AGENT", "SERVER_RESOLVE_IPV4", "NO_SAVE_ARGS",
+}
+UNSUPPORTED = {
+    "RESOLVE_IP_HTTPS", "RESOLVE_IP_HTTP", "RESOLVE_HTTP_ONLY", "RESOLVE_URL", "WGET_CMD",
+    "USE_WGET_USER_AGENT", "SPOOF_SOURCE_IP", "KEY_FILE", "HMAC_KEY_FILE", "USE_GPG",
+    "USE_GPG_AGENT", "GPG_RECIPIENT", "GPG_SIGNER", "GPG_HOMEDIR", "GPG_EXE",
+    "GPG_NO_SIGNING_PW", "GPG_SIGNING_PW", "GPG_SIGNING_PW_BASE64",
+}
+
+
+class RcValue:
+    """One value with where it came from, for error messages."""
+
+    def __init__(self, value: str, where: str) -> None:
+        self.value = value
+        self.where = where
+
+
+def parse_rc_text(text: str, path: str):
+    """Return (stanzas, warnings); stanzas maps name -> {VAR: RcValue}."""
+    stanzas = {}
+    warnings = []
+    current = None
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        where = "%s:%d" % (path, lineno)
+        if not line or line[0] in "#;":
+            continue
+        if line[0] == "[":
+            if not line.endswith("]") or len(line) < 3:
+                raise UsageError("%s: malformed stanza header %r" % (where, line))
+            current = stanzas.setdefault(line[1:-1].strip(), {})
+            continue
+        cut = len(line)
+        for sep in (" ", "\t", "="):
+            i = line.find(sep)
+            if 0 <= i < cut:
+                cut = i
+        var = line[:cut].rstrip(":").upper()
+        value = line[cut + 1:].strip()
+        if value.startswith("="):  # "VAR = value"
+            value = value[1:].strip()
+        if current is None:
+            raise UsageError("%s: %s appears before any [stanza] header" % (where, var))
+        if not value:
+            raise UsageError("%s: %s has no value" % (where, var))
+        if var in UNSUPPORTED:
+            warnings.append("%s: %s is not supported by spa-lite; ignored" % (where, var))
+            if var == "USE_GPG" and value.upper().startswith("Y"):
+                raise UsageError("%s: GnuPG SPA is not supported by spa-lite; use Rijndael "
+                                 "keys (KEY_BASE64 / HMAC_KEY_BASE64)" % where)
+            continue
+        if var not in KNOWN:
+            warnings.append("%s: unknown variable %s; ignored" % (where, var))
+            continue
+        current[var] = RcValue(value, where)
+    return stanzas, warnings
+
+
+def default_rc_path() -> str:
+    return os.path.join(os.path.expanduser("~"), ".fwknoprc")
+
+
+def load_rc(path: str, named: str = None, required: bool = False):
+    """Merged variables of ``[default]`` then ``[named]`` (named wins), plus warnings.
+
+    A missing file is fine unless ``required`` (an explicit --rc-file); a missing named
+    stanza is an error, since silently using defaults would knock the wrong server.
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if required or named:
+            raise UsageError("%s: rc file not found" % path)
+        return {}, []
+    except (OSError, UnicodeError) as exc:
+        raise UsageError("%s: cannot read rc file: %s" % (path, getattr(exc, "strerror", None) or exc))
+    stanzas, warnings = parse_rc_text(text, path)
+    merged = dict(stanzas.get("default", {}))
+    if named:
+        if named not in stanzas:
+            raise UsageError("%s: no stanza [%s] (have: %s)"
+                             % (path, named, ", ".join(sorted(stanzas)) or "none"))
+        own = stanzas[named]
+        # A key set in the named stanza replaces the default's key in either form.
+        for pair in (("KEY", "KEY_BASE64"), ("HMAC_KEY", "HMAC_KEY_BASE64")):
+            if any(k in own for k in pair):
+                for k in pair:
+                    merged.pop(k, None)
+        merged.update(own)
+    if mode & 0o077 and any(k in merged for k in ("KEY", "KEY_BASE64", "HMAC_KEY", "HMAC_KEY_BASE64")):
+        warnings.append("%s: holds keys but is readable by others; run chmod 600 %s" % (path, path))
+    return merged, warnings
