@@ -111,3 +111,8 @@ def main(argv=None) -> int:
         sys.stderr.write("spa-lite %s: internal error: %s: %s\n"
                          % (args.command, type(exc).__name__, exc))
         return EXIT_INTERNAL
+
+
+def run() -> None:
+    """Console-script entry point: exit with main()'s status."""
+    sys.exit(main())
