@@ -86,6 +86,26 @@ def build_parser():
     d.add_argument("--json", action="store_true", help="print one JSON object")
     _add_rc_options(d)
     _add_key_options(d)
+
+    v = sub.add_parser("server", help="the SPA daemon (fwknopd-compatible options and files)",
+                       epilog=EXIT_CODES_HELP)
+    v.add_argument("-c", "--config-file", metavar="FILE", help="fwknopd.conf (default /etc/fwknop/fwknopd.conf)")
+    v.add_argument("-a", "--access-file", metavar="FILE", help="access.conf (default from fwknopd.conf)")
+    v.add_argument("--access-folder", metavar="DIR", help="read every *.conf in DIR as access files")
+    v.add_argument("-O", "--override-config", metavar="FILE", action="append",
+                   help="fwknopd.conf-style file whose entries override (repeatable)")
+    v.add_argument("-i", "--interface", metavar="IFACE", help="capture interface (PCAP_INTF)")
+    v.add_argument("-P", "--pcap-filter", metavar="FILTER", help="e.g. 'udp port 62201' (PCAP_FILTER)")
+    v.add_argument("-U", "--udp-server", action="store_true", help="plain UDP socket instead of capture")
+    v.add_argument("--pcap-file", metavar="FILE", help="read packets from a pcap file, then exit")
+    v.add_argument("--pcap-any-direction", action="store_true", help="also examine outgoing packets")
+    v.add_argument("-t", "--test", action="store_true", help="decide and log, never touch the firewall")
+    v.add_argument("-C", "--packet-limit", type=int, metavar="N", help="exit after N packets")
+    v.add_argument("-f", "--foreground", action="store_true", help="log to stderr instead of syslog")
+    v.add_argument("-d", "--digest-file", metavar="FILE", help="replay digest file (DIGEST_FILE)")
+    v.add_argument("-D", "--dump-config", action="store_true", help="print the effective configuration")
+    v.add_argument("-p", "--pid-file", metavar="FILE", help="write the process id here")
+    v.add_argument("--json", action="store_true", help="one JSON object per examined packet on stdout")
     return parser
 
 
@@ -94,9 +114,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_usage(sys.stderr)
-        sys.stderr.write("spa-lite: error: a command is required (send, keygen, decode)\n")
+        sys.stderr.write("spa-lite: error: a command is required (send, keygen, decode, server)\n")
         return EXIT_USAGE
     try:
+        if args.command == "server":
+            from spa_lite.server.main import cmd_server
+            return cmd_server(args)
         from spa_lite.client import commands
         handler = {"send": commands.cmd_send, "keygen": commands.cmd_keygen,
                    "decode": commands.cmd_decode}[args.command]

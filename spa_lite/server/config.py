@@ -175,18 +175,38 @@ class Stanza:
         return any(d in n for n in self.destinations if n.version == d.version)
 
     def describe(self) -> dict:
-        """The stanza's effective settings with secrets masked (for --dump-config)."""
+        """The stanza's effective settings under fwknop's keyword names, secrets masked
+        (for --dump-config)."""
         out = {}
-        for k, v in sorted(vars(self).items()):
-            if k == "seen":
+        for attr, kw in DESCRIBE_KEYWORDS:
+            v = getattr(self, attr)
+            if v is None or v is False or v == []:
                 continue
-            if k in ("key", "hmac_key") and v is not None:
+            if attr in ("key", "hmac_key"):
                 v = "<set, %d bytes>" % len(v)
             elif isinstance(v, list):
                 v = ", ".join("%s/%s" % x if isinstance(x, tuple) else str(x) for x in v)
-            out[k] = v
+            elif isinstance(v, tuple):
+                v = " ".join(str(x) for x in v)
+            elif v is True:
+                v = "Y"
+            out[kw] = v
         return out
 
+
+DESCRIBE_KEYWORDS = (
+    ("sources", "SOURCE"), ("destinations", "DESTINATION"), ("open_ports", "OPEN_PORTS"),
+    ("restrict_ports", "RESTRICT_PORTS"), ("key", "KEY"), ("hmac_key", "HMAC_KEY"),
+    ("hmac_type", "HMAC_DIGEST_TYPE"), ("mode", "ENCRYPTION_MODE"),
+    ("fw_access_timeout", "FW_ACCESS_TIMEOUT"), ("max_fw_timeout", "MAX_FW_TIMEOUT"),
+    ("require_username", "REQUIRE_USERNAME"), ("require_source_address", "REQUIRE_SOURCE_ADDRESS"),
+    ("access_expire", "ACCESS_EXPIRE_EPOCH"), ("enable_cmd_exec", "ENABLE_CMD_EXEC"),
+    ("cmd_exec_user", "CMD_EXEC_USER"), ("cmd_exec_group", "CMD_EXEC_GROUP"),
+    ("cmd_cycle_open", "CMD_CYCLE_OPEN"), ("cmd_cycle_close", "CMD_CYCLE_CLOSE"),
+    ("cmd_cycle_timer", "CMD_CYCLE_TIMER"), ("force_nat", "FORCE_NAT"),
+    ("force_snat", "FORCE_SNAT"), ("force_masquerade", "FORCE_MASQUERADE"),
+    ("disable_dnat", "DISABLE_DNAT"), ("forward_all", "FORWARD_ALL"),
+)
 
 KEY_KEYWORDS = ("KEY", "KEY_BASE64", "HMAC_KEY", "HMAC_KEY_BASE64", "HMAC_DIGEST_TYPE",
                 "ENCRYPTION_MODE", "GPG_DECRYPT_ID", "GPG_DECRYPT_PW", "GPG_ALLOW_NO_PW",

@@ -154,7 +154,7 @@ def decide(cand, stanzas, opts, replay, now: int) -> Decision:
     if not matching:
         return Decision(VERDICT_JUNK, "no access stanza for source %s" % cand.src)
     digest = replay_key(payload) if opts.replay_check else None
-    if digest is not None and replay.seen(digest, now):
+    if digest is not None and replay.seen_payload(payload, digest, now):
         return Decision(VERDICT_REPLAY, "replay of a packet already accepted")
 
     last_error = None

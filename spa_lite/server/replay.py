@@ -3,9 +3,10 @@
 Key. The digest is SHA-256 of the *canonical* SPA text: the payload base64-decoded (stopping
 at '=', ignoring the spare bits of the last character) and encoded again without padding.
 Every re-encoding that decodes to the same bytes (added '=', altered spare bits) maps to the
-same key, so fwknopd's "append ==" replay bypass does not work here. For an ordinary packet
-the canonical text *is* the wire text, so the key equals fwknopd's own digest and the
-entries of an fwknopd ``digest.cache`` are honoured when a user points DIGEST_FILE at one.
+same key, so fwknopd's "append ==" replay bypass does not work here. Lines in fwknopd's own
+``digest.cache`` format (SHA-256 of the raw payload) are kept in a second set and checked
+against the raw payload's digest, so a user who points DIGEST_FILE at fwknopd's file keeps
+its protection; that second lookup costs nothing when no such lines were loaded.
 (A re-added ``U2FsdGVkX1`` prefix never gets this far: such payloads are rejected first.)
 
 File. One line per accepted packet, ``<digest> <expiry-epoch>``. An entry is useless once
@@ -30,28 +31,47 @@ import hashlib
 import os
 
 ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-COMPACT_MIN_LINES = 1024   # never compact files smaller than this many lines
+COMPACT_MIN_LINES = 1024   # adds between prunes, at least (the file holds at most ~2x live)
+
+
+_INDEX = {c: i for i, c in enumerate(ALPHABET)}
+# Spare low bits of the last character for a group of 2 or 3 characters.
+_SPARE_MASK = {2: 0x30, 3: 0x3C}
+
+
+_PREFIX_LEN = 10   # the decoder re-adds "U2FsdGVkX1" in front before decoding
 
 
 def canonical_text(payload: bytes) -> bytes:
-    """The payload's base64 decoded and re-encoded without '=' (see module docstring)."""
+    """The payload cut at the first '=' with the spare bits of its last character cleared.
+
+    Spare bits are counted as the decoder sees the data, i.e. after the 10-character salted
+    prefix is put back. Those are the only edits that leave the decoded bytes unchanged, so
+    every such re-encoding maps to one text; a packet from a real encoder is unchanged.
+    """
     cut = payload.find(b"=")
     if cut >= 0:
         payload = payload[:cut]
-    if len(payload) % 4 == 1:   # a dangling character carries no whole byte
-        payload = payload[:-1]
-    padded = payload + b"=" * (-len(payload) % 4)
-    try:
-        raw = binascii.a2b_base64(padded)
-    except (binascii.Error, ValueError):
-        return payload
-    return binascii.b2a_base64(raw, newline=False).rstrip(b"=")
+    mask = _SPARE_MASK.get((len(payload) + _PREFIX_LEN) % 4)
+    if mask is not None:
+        i = _INDEX.get(payload[-1])
+        if i is not None and i & ~mask:
+            payload = payload[:-1] + ALPHABET[i & mask:(i & mask) + 1]
+    return payload
+
+
+def _b64_sha256(data: bytes) -> str:
+    return binascii.b2a_base64(hashlib.sha256(data).digest(), newline=False).rstrip(b"=").decode()
 
 
 def replay_key(payload: bytes) -> str:
     """43-character base64 SHA-256 of the canonical text (fwknopd's digest format)."""
-    digest = hashlib.sha256(canonical_text(payload)).digest()
-    return binascii.b2a_base64(digest, newline=False).rstrip(b"=").decode()
+    return _b64_sha256(canonical_text(payload))
+
+
+def fwknopd_key(payload: bytes) -> str:
+    """fwknopd's own key: SHA-256 of the payload exactly as received."""
+    return _b64_sha256(payload)
 
 
 class ReplayCache:
@@ -64,10 +84,13 @@ class ReplayCache:
         self.aging = aging
         self.guard_state_loss = guard_state_loss
         self.entries = {}        # digest -> expiry epoch (0: never)
+        self.foreign = {}        # fwknopd digest.cache entries: raw-payload digest -> expiry
         self.floor = None        # refuse packets stamped before this (state loss)
         self.skipped_lines = 0   # torn or foreign lines ignored at load
         self.file_lines = 0
         self.write_errors = 0
+        self._compact_at = COMPACT_MIN_LINES   # adds before the next prune/compaction
+        self._adds = 0
 
     # -- persistence
     def load(self, now: int) -> None:
@@ -106,10 +129,12 @@ class ReplayCache:
             digest = parts[0].decode("ascii")
             if len(digest) != 43 or binascii.a2b_base64(digest + "=") is None:
                 raise ValueError
+            table = self.entries
             if len(parts) == 2:            # ours: digest expiry
                 expiry = int(parts[1])
             elif len(parts) == 7:          # fwknopd: digest proto src sport dst dport created
-                expiry = int(parts[6]) + self.max_age if self.aging else 0
+                expiry = int(parts[6]) + self.max_age + 1
+                table = self.foreign
             else:
                 raise ValueError
         except (ValueError, IndexError, UnicodeError, binascii.Error):
@@ -118,14 +143,14 @@ class ReplayCache:
         if not self.aging:
             expiry = 0
         if expiry == 0 or expiry > now:
-            self.entries[digest] = max(expiry, self.entries.get(digest, 0)) if expiry else 0
+            table[digest] = max(expiry, table.get(digest, 0)) if expiry else 0
 
     def _expired_count(self, now: int) -> int:
         return sum(1 for e in self.entries.values() if e and e <= now)
 
     def _rewrite(self, now: int) -> None:
         """Atomically replace the file with the live entries only."""
-        self.entries = {d: e for d, e in self.entries.items() if not e or e > now}
+        self._prune(now)
         if not self.path:
             return
         tmp = "%s.tmp.%d" % (self.path, os.getpid())
@@ -137,6 +162,8 @@ class ReplayCache:
                     fh.write("#floor %d\n" % self.floor)
                 for d, e in self.entries.items():
                     fh.write("%s %d\n" % (d, e))
+                for d, e in self.foreign.items():   # keep fwknopd's entries in its format
+                    fh.write("%s 0 0.0.0.0 0 0.0.0.0 0 %d\n" % (d, (e - self.max_age - 1) if e else 0))
             os.replace(tmp, self.path)
             self.file_lines = len(self.entries)
         except OSError:
@@ -147,6 +174,15 @@ class ReplayCache:
                 pass
 
     # -- the hot path
+    def seen_payload(self, payload: bytes, digest: str, now: int) -> bool:
+        """Replay check for a payload whose canonical digest is ``digest``."""
+        if self.seen(digest, now):
+            return True
+        if self.foreign:
+            exp = self.foreign.get(fwknopd_key(payload))
+            return exp is not None and (not exp or exp > now)
+        return False
+
     def seen(self, digest: str, now: int) -> bool:
         exp = self.entries.get(digest)
         if exp is None:
@@ -163,6 +199,14 @@ class ReplayCache:
         """Remember an accepted (decrypted) packet until it can no longer pass the age check."""
         expiry = max(packet_time, now) + self.max_age + 1 if self.aging else 0
         self.entries[digest] = expiry
+        self._adds += 1
+        if self._adds >= self._compact_at:
+            # Prune expired entries (memory and file) once per batch of adds: O(1) amortised.
+            self._adds = 0
+            self._rewrite(now) if (persist and self.path) else self._prune(now)
+            self._compact_at = max(COMPACT_MIN_LINES, len(self.entries))
+            if persist and self.path:
+                return   # the rewrite already holds this entry
         if not (persist and self.path):
             return
         try:
@@ -174,5 +218,7 @@ class ReplayCache:
             self.file_lines += 1
         except OSError:
             self.write_errors += 1
-        if self.file_lines > max(COMPACT_MIN_LINES, 2 * len(self.entries)):
-            self._rewrite(now)
+
+    def _prune(self, now: int) -> None:
+        self.entries = {d: e for d, e in self.entries.items() if not e or e > now}
+        self.foreign = {d: e for d, e in self.foreign.items() if not e or e > now}

@@ -1,0 +1,182 @@
+"""The server loop: block in the kernel until a packet or the next expiry, drain what is
+queued, decide, apply, log. No sleep loop, so a flood is processed as fast as the CPU
+allows and a lone knock is handled the moment it arrives."""
+
+import os
+import signal
+import time
+
+from spa_lite.firewall.base import FirewallError
+from spa_lite.server import commands
+from spa_lite.server.grants import GrantTable
+from spa_lite.server.model import VERDICT_COMMAND, VERDICT_GRANT
+from spa_lite.server.policy import decide
+from spa_lite.server.replay import ReplayCache
+
+BATCH = 256           # candidates drained from one source per wakeup
+IDLE_WAKEUP = 30.0    # seconds; the junk-summary timer needs an occasional wakeup
+PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1}
+
+
+class _Wakeup:
+    """Self-pipe that signal handlers write to, so a blocking poll returns at once."""
+
+    def __init__(self) -> None:
+        self.r, self.w = os.pipe()
+        os.set_blocking(self.r, False)
+        os.set_blocking(self.w, False)
+
+    def fileno(self):
+        return self.r
+
+    def read_batch(self, max_n):
+        try:
+            while os.read(self.r, 512):
+                pass
+        except OSError:
+            pass
+        return []
+
+    def close(self) -> None:
+        os.close(self.r)
+        os.close(self.w)
+
+
+class Daemon:
+    def __init__(self, settings, sources, backend, events, clock=time.time, wait=None,
+                 unwrap_http=None) -> None:
+        self.s = settings
+        self.sources = list(sources)
+        self.backend = backend
+        self.events = events
+        self.clock = clock
+        self.wait = wait
+        self.unwrap_http = unwrap_http
+        self.grants = GrantTable(backend)
+        self.replay = ReplayCache(
+            settings.digest_file if settings.persistence and not settings.test else None,
+            settings.policy.max_age, settings.policy.aging,
+            getattr(settings, "guard_state_loss", True))
+        self.cycle_closes = []   # (time, command line, values)
+        self.examined = 0
+        self.packet_errors = 0
+        self.stopping = False
+
+    # -- one packet
+    def handle(self, cand):
+        now = self.clock()
+        try:
+            if self.s.http and self.unwrap_http is not None:
+                un = self.unwrap_http(cand.payload, self.s.any_user_agent)
+                if un is not None:
+                    cand.payload, cand.xff = un
+            d = decide(cand, self.s.stanzas, self.s.policy, self.replay, int(now))
+            applied, error = self._act(cand, d, int(now))
+            self.events.decision(cand, d, now, applied, error)
+            return d
+        except Exception as exc:  # a packet must never kill the daemon
+            self.packet_errors += 1
+            self.events.note("error", "internal error on a packet from %s: %s: %s"
+                             % (getattr(cand, "src", "?"), type(exc).__name__, exc))
+            return None
+
+    def _act(self, cand, d, now: int):
+        if d.verdict == VERDICT_COMMAND:
+            return self._command(d, cand, d.command, now)
+        if d.verdict != VERDICT_GRANT:
+            return None, None
+        if d.command:   # CMD_CYCLE stanza: the command is the grant
+            return self._cycle_open(cand, d, now)
+        if self.s.test:
+            return "test mode", None
+        try:
+            return self.grants.apply(d.grant, now), None
+        except FirewallError as exc:
+            return None, str(exc)
+
+    def _command(self, d, cand, cmdline, now):
+        if self.s.test:
+            return "test mode: not run", None
+        st = self.s.stanzas[d.stanza - 1]
+        rc, out = commands.run(cmdline, st.cmd_exec_user, st.cmd_exec_group)
+        return "exit %s" % rc, (None if rc == 0 else "command failed: %s" % out)
+
+    def _cycle_open(self, cand, d, now):
+        st = self.s.stanzas[d.stanza - 1]
+        proto, port = (d.grant.ports[0] if d.grant.ports else ("", ""))
+        msg = d.message
+        values = {"IP": d.grant.address, "SRC": d.grant.address, "PKT_SRC": cand.src,
+                  "DST": cand.dst, "PORT": port, "PROTO": PROTO_NUMBERS.get(proto, proto),
+                  "TIMEOUT": msg.timestamp + d.timeout, "CLIENT_TIMEOUT": msg.client_timeout or 0}
+        if self.s.test:
+            return "test mode: CMD_CYCLE_OPEN not run", None
+        rc, out = commands.run(commands.substitute(st.cmd_cycle_open, values),
+                               st.cmd_exec_user, st.cmd_exec_group)
+        close = st.cmd_cycle_close
+        if close and close.upper() != "NONE":
+            self.cycle_closes.append((now + d.timeout, commands.substitute(close, values), st))
+        return "CMD_CYCLE_OPEN exit %s" % rc, (None if rc == 0 else "command failed: %s" % out)
+
+    # -- timers
+    def run_timers(self, now: int) -> None:
+        for g, err in self.grants.expire(now):
+            self.events.note("warning" if err else "info",
+                             "expired: %s for %s%s" % (",".join("%s/%d" % p for p in g.ports) or g.kind,
+                                                       g.address, "; firewall error: %s" % err if err else ""))
+        due = [c for c in self.cycle_closes if c[0] <= now]
+        if due:
+            self.cycle_closes = [c for c in self.cycle_closes if c[0] > now]
+            for _, cmdline, st in due:
+                rc, out = commands.run(cmdline, st.cmd_exec_user, st.cmd_exec_group)
+                self.events.note("info" if rc == 0 else "warning",
+                                 "CMD_CYCLE_CLOSE exit %s%s" % (rc, "" if rc == 0 else ": " + out))
+        self.events.tick(now)
+
+    def _timeout(self, now: float) -> float:
+        nxt = [t for t in (self.grants.next_expiry(),
+                           min((c[0] for c in self.cycle_closes), default=None)) if t is not None]
+        wake = min(nxt) - now if nxt else IDLE_WAKEUP
+        return max(0.0, min(wake, IDLE_WAKEUP))
+
+    # -- the loop
+    def run(self) -> int:
+        self.replay.load(int(self.clock()))
+        if self.replay.floor is not None:
+            self.events.note("warning", "digest file %s was missing (state lost at restart?): "
+                             "packets stamped before %d are refused"
+                             % (self.s.digest_file, self.replay.floor))
+        if self.replay.skipped_lines:
+            self.events.note("warning", "digest file %s: %d unreadable lines skipped"
+                             % (self.s.digest_file, self.replay.skipped_lines))
+        live = list(self.sources)
+        while not self.stopping and any(not isinstance(s, _Wakeup) for s in live):
+            now = self.clock()
+            self.run_timers(int(now))
+            waitable = [s for s in live if s.fileno() is not None]
+            if waitable and len(waitable) == len(live):
+                self.wait(waitable, self._timeout(now))
+            for src in list(live):
+                batch = src.read_batch(BATCH)
+                if not batch and src.fileno() is None:   # a pcap file is exhausted
+                    live.remove(src)
+                    continue
+                for cand in batch:
+                    self.handle(cand)
+                    self.examined += 1
+                    if self.s.packet_limit and self.examined >= self.s.packet_limit:
+                        self.stopping = True
+                        break
+                if self.stopping:
+                    break
+        return 0
+
+    def install_signals(self) -> None:
+        """SIGTERM/SIGINT stop the loop promptly (a self-pipe wakes the poll)."""
+        wake = _Wakeup()
+        self.sources.append(wake)
+        signal.set_wakeup_fd(wake.w)
+
+        def stop(signum, frame):
+            self.stopping = True
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)

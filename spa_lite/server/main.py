@@ -1,0 +1,91 @@
+"""``spa-lite server``: load settings, open the capture source, run the daemon.
+
+spa-lite never forks: run it under procd or systemd (logs go to syslog), or with ``-f`` in
+a terminal (logs on stderr). ``--json`` prints one JSON object per examined packet.
+"""
+
+import os
+import sys
+import time
+
+from spa_lite.errors import UsageError
+from spa_lite.firewall.base import NullBackend
+from spa_lite.server import settings as settings_mod
+from spa_lite.server.events import EventSink, make_logger
+
+
+def choose_backend(s):
+    """The firewall backend for these settings (``--test``: none is touched)."""
+    if s.test:
+        return NullBackend()
+    if s.stanzas and all(st.cmd_cycle_open for st in s.stanzas):
+        return NullBackend()   # CMD_CYCLE-only: commands do the work, as with fwknopd
+    raise UsageError("no firewall backend yet: the nftables, fw4 and iptables backends are not "
+                     "implemented in this version; use -t/--test, or CMD_CYCLE_OPEN stanzas")
+
+
+def open_sources(s):
+    from spa_lite.server import capture
+    try:
+        if s.capture == "pcap":
+            return [capture.PcapFileSource(s.pcap_file)]
+        if s.capture == "udp":
+            return [capture.UdpSource(s.udp_port)]
+        return [capture.PacketSocketSource(s.interface, s.protos, s.port_lo, s.port_hi,
+                                           any_direction=s.any_direction)]
+    except PermissionError:
+        raise UsageError("capture on %s needs root (CAP_NET_RAW); or use -U/--udp-server"
+                         % (s.interface if s.capture == "packet" else "port %d" % s.udp_port))
+    except (OSError, ValueError) as exc:
+        where = {"pcap": s.pcap_file, "udp": "UDP port %d" % s.udp_port}.get(s.capture, s.interface)
+        raise UsageError("cannot open capture on %s: %s" % (where, getattr(exc, "strerror", None) or exc))
+
+
+def cmd_server(args) -> int:
+    s = settings_mod.load(args)
+    for w in s.warnings:
+        sys.stderr.write("spa-lite server: warning: %s\n" % w)
+    if args.dump_config:
+        sys.stdout.write(settings_mod.dump(s))
+        return 0
+    backend = choose_backend(s)
+    sources = open_sources(s)
+    from spa_lite.server import capture, frames
+    from spa_lite.server.daemon import Daemon
+    log = make_logger(s.foreground or s.json, s.conf.get("SYSLOG_IDENTITY"),
+                      s.conf.get("SYSLOG_FACILITY"))
+    events = EventSink(sys.stdout if s.json else None, log, s.junk_interval)
+    daemon = Daemon(s, sources, backend, events, wait=capture.wait,
+                    unwrap_http=frames.unwrap_http)
+    daemon.install_signals()
+    if args.pid_file:
+        try:
+            with open(args.pid_file, "w") as fh:
+                fh.write("%d\n" % os.getpid())
+        except OSError as exc:
+            raise UsageError("%s: cannot write pid file: %s" % (args.pid_file, exc.strerror))
+    where = {"pcap": "pcap file %s" % s.pcap_file, "udp": "UDP port %d" % s.udp_port}.get(
+        s.capture, "interface %s (%s port %d%s)" % (s.interface, "/".join(sorted(s.protos)),
+                                                   s.port_lo, "-%d" % s.port_hi if s.port_hi != s.port_lo else ""))
+    events.note("info", "started: listening on %s, %d access stanza(s), firewall %s%s"
+                % (where, len(s.stanzas), backend.name, ", test mode" if s.test else ""))
+    t0 = time.time()
+    try:
+        daemon.run()
+    finally:
+        for src in daemon.sources:
+            try:
+                src.close()
+            except OSError:
+                pass
+        if args.pid_file:
+            try:
+                os.unlink(args.pid_file)
+            except OSError:
+                pass
+    c = events.counts
+    events.note("info", "stopped after %.0f s: %d packets examined (%s), %d internal errors"
+                % (time.time() - t0, daemon.examined,
+                   ", ".join("%s %d" % kv for kv in sorted(c.items())) or "none",
+                   daemon.packet_errors))
+    return 0

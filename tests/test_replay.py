@@ -1,0 +1,141 @@
+"""Replay cache: canonical keys, the append-only file, compaction, torn lines, state loss."""
+
+import binascii
+import hashlib
+import os
+
+from hypothesis import given, settings, strategies as st
+
+from spa_lite.server.replay import ReplayCache, canonical_text, fwknopd_key, replay_key
+
+# A real fwknop 2.6.10 packet and the digest fwknopd itself stored for it (protocol doc 7.2).
+FWKNOP_WIRE = (b"/6pgCyiR8L5nmlpQMf2X1g8rnBzmYG4eP5EWdG6o+z5mho0sbXfGIr7vErzGwPWVD7A9qPW2Nm5YT5/hA"
+               b"JRo/xM43SDXmlRXkFuBq4oR6Rzz2TO1uty7V27W8DYsXxrQ4ujxI0/HKcwpMLM+9pQwxjxR5ZKAd71wWV1uX"
+               b"qSJZcqqhyhMEqT0EnQfOuIShMOKBcUSddxzETmZFQ12KNQCfu2r53pcnASjA")
+FWKNOPD_DIGEST = "wshS54J4yRr0Qr1bmQylIraQMOsJzK5Il7gBbPT0Niw"
+
+
+def test_fwknopd_key_matches_what_fwknopd_stored():
+    assert fwknopd_key(FWKNOP_WIRE) == FWKNOPD_DIGEST
+
+
+def test_real_packets_are_their_own_canonical_text():
+    assert canonical_text(FWKNOP_WIRE) == FWKNOP_WIRE
+    assert canonical_text(FWKNOP_WIRE[:182]) == FWKNOP_WIRE[:182]
+
+
+def test_reencodings_share_one_key():
+    base = replay_key(FWKNOP_WIRE)
+    assert replay_key(FWKNOP_WIRE + b"==") == base
+    assert replay_key(FWKNOP_WIRE + b"=") == base
+    assert replay_key(FWKNOP_WIRE + b"=AAAA") == base
+    # a real change of data is a different key
+    assert replay_key(FWKNOP_WIRE[:-2] + b"AA") != base
+
+
+def test_spare_bits_of_a_non_hmac_packet_are_canonicalised():
+    # A non-HMAC packet: the decoder sees "U2FsdGVkX1" + ct; trim ct so that string has a
+    # partial last group (2 characters -> 4 spare bits), then flip those bits.
+    prefix = b"U2FsdGVkX1"
+    ct = FWKNOP_WIRE[:180]                     # (10 + 180) % 4 == 2
+    alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    idx = alphabet.index(ct[-1:]) & 0x30       # what a real encoder would emit
+    ct = ct[:-1] + alphabet[idx:idx + 1]
+    assert canonical_text(ct) == ct
+    for spare in range(1, 16):
+        variant = ct[:-1] + alphabet[idx | spare:(idx | spare) + 1]
+        assert binascii.a2b_base64(prefix + variant + b"==") == binascii.a2b_base64(prefix + ct + b"==")
+        assert replay_key(variant) == replay_key(ct)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=1, max_size=300), st.integers(0, 3))
+def test_canonical_text_is_stable_under_padding(raw, pads):
+    # wire text exactly as a sender makes it: base64("Salted__" + data) minus 10 characters
+    text = binascii.b2a_base64(b"Salted__" + raw, newline=False).rstrip(b"=")[10:]
+    assert canonical_text(text) == text
+    assert canonical_text(text + b"=" * pads) == text
+    assert replay_key(text + b"=" * pads) == replay_key(text)
+
+
+def test_seen_and_expiry(tmp_path):
+    c = ReplayCache(str(tmp_path / "d"), max_age=120)
+    c.load(1000)
+    assert not c.seen("x" * 43, 1000)
+    c.add("x" * 43, packet_time=1000, now=1000)
+    assert c.seen("x" * 43, 1100)
+    assert not c.seen("x" * 43, 1000 + 122)   # outside the age window: forgotten
+
+
+def test_file_survives_restart_and_honours_fwknopd_lines(tmp_path):
+    path = tmp_path / "digest.cache"
+    path.write_text("%s 17 127.0.0.1 40000 0.0.0.0 62201 1000\n" % FWKNOPD_DIGEST)
+    os.chmod(path, 0o600)
+    c = ReplayCache(str(path), max_age=120)
+    c.load(1050)
+    assert c.floor is None                     # the file existed: no state loss
+    assert c.seen_payload(FWKNOP_WIRE, replay_key(FWKNOP_WIRE), 1050)
+    assert not c.seen_payload(FWKNOP_WIRE[:-1] + b"B", replay_key(FWKNOP_WIRE[:-1] + b"B"), 1050)
+    d = hashlib.sha256(b"other").hexdigest()[:43]
+    c.add(d, 1050, 1050)
+    c2 = ReplayCache(str(path), max_age=120)
+    c2.load(1060)
+    assert c2.seen(d, 1060)
+    assert c2.seen_payload(FWKNOP_WIRE, replay_key(FWKNOP_WIRE), 1060)
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+
+
+def test_torn_last_line_is_tolerated(tmp_path):
+    path = tmp_path / "d"
+    good = "A" * 43
+    path.write_text("%s 5000\n%s 50" % (good, "B" * 20))   # power cut mid-line
+    c = ReplayCache(str(path), max_age=120)
+    c.load(1000)
+    assert c.seen(good, 1000)
+    assert c.skipped_lines == 1
+    c.add("C" * 43, 1000, 1000)
+    lines = path.read_text().splitlines()
+    assert all(l.startswith("#") or len(l.split()) == 2 for l in lines), lines
+    c3 = ReplayCache(str(path), max_age=120)
+    c3.load(1001)
+    assert c3.seen("C" * 43, 1001) and c3.skipped_lines == 0
+
+
+def test_compaction_keeps_the_file_bounded(tmp_path):
+    path = tmp_path / "d"
+    c = ReplayCache(str(path), max_age=10)
+    c.load(0)
+    now = 0
+    for i in range(5000):
+        now = i // 10          # ten packets a second
+        c.add(hashlib.sha256(str(i).encode()).hexdigest()[:43], now, now)
+    n_lines = len(path.read_text().splitlines())
+    live = sum(1 for e in c.entries.values() if e > now)
+    assert live <= 120
+    assert n_lines <= 1024 + max(1024, live) + 2, n_lines
+    assert len(c.entries) <= 1024 + max(1024, live)
+
+
+def test_state_loss_sets_a_floor_that_survives_a_second_restart(tmp_path):
+    path = tmp_path / "gone" 
+    c = ReplayCache(str(path), max_age=120)
+    c.load(10_000)
+    assert c.floor == 10_120
+    assert c.below_floor(10_000) and c.below_floor(10_119) and not c.below_floor(10_120)
+    # procd respawns us 30 s later: the file exists now but the floor must persist
+    c2 = ReplayCache(str(path), max_age=120)
+    c2.load(10_030)
+    assert c2.floor == 10_120
+    # once past the window the floor is gone for good
+    c3 = ReplayCache(str(path), max_age=120)
+    c3.load(10_500)
+    assert c3.floor is None or not c3.below_floor(10_400)
+
+
+def test_no_floor_when_aging_is_off_or_guard_disabled(tmp_path):
+    a = ReplayCache(str(tmp_path / "a"), max_age=120, aging=False)
+    a.load(1000)
+    assert a.floor is None
+    b = ReplayCache(str(tmp_path / "b"), max_age=120, guard_state_loss=False)
+    b.load(1000)
+    assert b.floor is None
