@@ -139,3 +139,10 @@ def test_no_floor_when_aging_is_off_or_guard_disabled(tmp_path):
     b = ReplayCache(str(tmp_path / "b"), max_age=120, guard_state_loss=False)
     b.load(1000)
     assert b.floor is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400))
+def test_replay_key_never_raises(payload):
+    assert len(replay_key(payload)) == 43
+    assert len(fwknopd_key(payload)) == 43

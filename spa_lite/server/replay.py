@@ -53,7 +53,7 @@ def canonical_text(payload: bytes) -> bytes:
     if cut >= 0:
         payload = payload[:cut]
     mask = _SPARE_MASK.get((len(payload) + _PREFIX_LEN) % 4)
-    if mask is not None:
+    if mask is not None and payload:
         i = _INDEX.get(payload[-1])
         if i is not None and i & ~mask:
             payload = payload[:-1] + ALPHABET[i & mask:(i & mask) + 1]
