@@ -9,7 +9,7 @@ class SpaError(ValueError):
     """Invalid SPA data, key or parameter. Never carries key material in its message."""
 
     def __init__(self, code: str, message: str) -> None:
-        ValueError.__init__(self, message)
+        super().__init__(message)
         self.code = code
         self.message = message
 
