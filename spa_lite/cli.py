@@ -64,7 +64,7 @@ def build_parser():
     s.add_argument("-u", "--user-agent", metavar="UA", help="User-Agent for -P http")
     s.add_argument("--server-resolve-ipv4", action="store_true", help="resolve -D to IPv4 only")
     s.add_argument("--server-auth", metavar="TEXT",
-                   help="server_auth field (spa-lite addition; fwknopd 2.6.10 rejects it)")
+                   help="server_auth field (libfko can set it; the fwknop CLI cannot)")
     s.add_argument("-B", "--save-packet", metavar="FILE", help="also write the packet to FILE")
     s.add_argument("-T", "--test", action="store_true",
                    help="build but do not send; print the SPA data alone on stdout")
