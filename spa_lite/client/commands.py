@@ -10,11 +10,10 @@ import time
 
 from spa_lite.client import keygen as keygen_mod
 from spa_lite.client.rcfile import default_rc_path, load_rc
-from spa_lite.client.request import Setting, build_request
+from spa_lite.client.request import Setting, build_request, key_from
 from spa_lite.client.show import format_fields
 from spa_lite.core import message as core_message
 from spa_lite.core import wire
-from spa_lite.core.b64 import b64decode_key
 from spa_lite.core.cipher import mode_name
 from spa_lite.core.digests import digest_name
 from spa_lite.core.errors import SpaError
@@ -180,18 +179,10 @@ def _decode_keys(args):
         "hmac_digest_type": ("HMAC_DIGEST_TYPE", "--hmac-digest-type"),
     })
 
-    def key(raw_var, b64_var, what):
-        raw, b64 = get(raw_var), get(b64_var)
-        if b64 is not None:
-            try:
-                return b64decode_key(str(b64.value), "%s: %s key" % (b64.where, what))
-            except SpaError as exc:
-                raise CryptoError(str(exc))
-        return str(raw.value).encode() if raw is not None else None
-    k = key("KEY", "KEY_BASE64", "encryption")
+    k = key_from(get, "KEY", "KEY_BASE64", "encryption")
     if k is None:
         raise CryptoError("no encryption key: pass --key-base64-rijndael/--key-rijndael or -n STANZA")
-    hk = key("HMAC_KEY", "HMAC_KEY_BASE64", "HMAC")
+    hk = key_from(get, "HMAC_KEY", "HMAC_KEY_BASE64", "HMAC")
     s = None
     try:
         s = get("ENCRYPTION_MODE")

@@ -118,7 +118,8 @@ def _rand_port(rand_value: str) -> int:
     return RAND_PORT_BASE + int(rand_value[:5]) % RAND_PORT_SPAN
 
 
-def _key_from(get, raw_var: str, b64_var: str, what: str):
+def key_from(get, raw_var: str, b64_var: str, what: str):
+    """A key given raw (KEY) or as base64 (KEY_BASE64), never both; None if neither."""
     raw, b64 = get(raw_var), get(b64_var)
     if raw is not None and b64 is not None:
         raise UsageError("%s and %s: give the %s key in one form only" % (raw.where, b64.where, what))
@@ -292,13 +293,13 @@ def build_request(get, random_bytes, now: int, prompt=None, test_mode: bool = Fa
                              timeout, limits.FKO_PROTOCOL_VERSION, digest)
 
     # -- keys (last, so option errors are reported before any prompt)
-    req.key = _key_from(get, "KEY", "KEY_BASE64", "encryption")
+    req.key = key_from(get, "KEY", "KEY_BASE64", "encryption")
     if req.key is None:
         if prompt is None:
             raise CryptoError("no encryption key: set KEY_BASE64 (or KEY) in the rc stanza, or "
                               "pass --key-base64-rijndael/--key-rijndael")
         req.key = prompt("Enter encryption key: ").encode()
-    req.hmac_key = _key_from(get, "HMAC_KEY", "HMAC_KEY_BASE64", "HMAC")
+    req.hmac_key = key_from(get, "HMAC_KEY", "HMAC_KEY_BASE64", "HMAC")
     use_hmac = get("USE_HMAC")
     if use_hmac is not None and not parse_bool(use_hmac):
         req.hmac_key = None

@@ -77,13 +77,15 @@ def parse_int(value: str, where: str, keyword: str, lo: int, hi: int) -> int:
     return int(v)
 
 
+def _items(value: str):
+    """The non-empty, stripped entries of a comma list."""
+    return [i.strip() for i in value.split(",") if i.strip()]
+
+
 def parse_networks(value: str, where: str, keyword: str):
     """``ANY`` or a comma list of addresses, CIDRs and dotted masks -> list of networks."""
     nets = []
-    for item in value.split(","):
-        item = item.strip()
-        if not item:
-            continue
+    for item in _items(value):
         if item.upper() == "ANY":
             nets.append(ipaddress.ip_network("0.0.0.0/0"))
             nets.append(ipaddress.ip_network("::/0"))
@@ -105,10 +107,7 @@ def parse_networks(value: str, where: str, keyword: str):
 def parse_port_list(value: str, where: str, keyword: str):
     """``tcp/22, udp/53`` -> [("tcp", 22), ("udp", 53)]; fwknopd allows only tcp and udp."""
     out = []
-    for item in value.split(","):
-        item = item.strip()
-        if not item:
-            continue
+    for item in _items(value):
         proto, _, port = item.partition("/")
         proto = proto.strip().lower()
         if proto not in ("tcp", "udp") or not port.strip().isdigit() \
