@@ -1,0 +1,147 @@
+"""Packet bytes -> Candidate, for captured frames and pcap records. Pure functions that return
+None for anything they cannot use: a malformed packet never raises.
+
+Live capture uses cooked (SOCK_DGRAM) packet sockets, so the data starts at the IP header on
+every link type (Ethernet, PPPoE, WireGuard, tunnels; VLAN tags are already removed by the
+kernel). pcap files may also carry Ethernet (with 802.1Q tags), Linux SLL, BSD null/loopback
+or raw IP. Non-first IPv4 fragments are ignored (an SPA packet fits one datagram; the first
+fragment alone would be truncated, so fragmented packets are dropped entirely).
+"""
+
+import ipaddress
+import struct
+
+from spa_lite.server.model import Candidate
+
+ETH_P_IP = 0x0800
+ETH_P_IPV6 = 0x86DD
+ETH_P_8021Q = (0x8100, 0x88A8)
+IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+_IPV6_EXT = (0, 43, 60)          # hop-by-hop, routing, destination options (44: fragment)
+
+
+def _v4(b: bytes) -> str:
+    return "%d.%d.%d.%d" % (b[0], b[1], b[2], b[3])
+
+
+def _v6(b: bytes) -> str:
+    return str(ipaddress.IPv6Address(b))
+
+
+def _l4(proto: int, seg: bytes, src: str, dst: str, now: float):
+    if proto == IPPROTO_UDP:
+        if len(seg) < 8:
+            return None
+        sport, dport, ulen = struct.unpack_from("!HHH", seg)
+        end = ulen if 8 <= ulen <= len(seg) else len(seg)
+        payload = seg[8:end]
+        name = "udp"
+    elif proto == IPPROTO_TCP:
+        if len(seg) < 20:
+            return None
+        sport, dport = struct.unpack_from("!HH", seg)
+        off = (seg[12] >> 4) * 4
+        if off < 20 or off > len(seg):
+            return None
+        payload = seg[off:]
+        name = "tcp"
+    else:
+        return None
+    if not payload:
+        return None
+    return Candidate(src, dst, name, sport, dport, bytes(payload), now)
+
+
+def parse_ip(packet: bytes, now: float):
+    """An IPv4 or IPv6 packet (from its first byte) -> Candidate or None."""
+    if len(packet) < 20:
+        return None
+    version = packet[0] >> 4
+    if version == 4:
+        ihl = (packet[0] & 0x0F) * 4
+        total = struct.unpack_from("!H", packet, 2)[0]
+        if ihl < 20 or total < ihl or len(packet) < ihl:
+            return None
+        if struct.unpack_from("!H", packet, 6)[0] & 0x3FFF:   # MF set or offset: a fragment
+            return None
+        end = min(total, len(packet))
+        return _l4(packet[9], packet[ihl:end], _v4(packet[12:16]), _v4(packet[16:20]), now)
+    if version == 6:
+        if len(packet) < 40:
+            return None
+        plen = struct.unpack_from("!H", packet, 4)[0]
+        nxt = packet[6]
+        src, dst = _v6(packet[8:24]), _v6(packet[24:40])
+        body = packet[40:40 + plen] if plen else packet[40:]
+        for _ in range(8):                       # bounded walk over extension headers
+            if nxt in _IPV6_EXT:
+                if len(body) < 8:
+                    return None
+                nxt, hlen = body[0], (body[1] + 1) * 8
+                body = body[hlen:]
+            elif nxt == 44:                      # fragment header: only unfragmented use
+                if len(body) < 8 or struct.unpack_from("!H", body, 2)[0] & 0xFFF9:
+                    return None
+                nxt, body = body[0], body[8:]
+            else:
+                break
+        return _l4(nxt, body, src, dst, now)
+    return None
+
+
+def parse_ethernet(frame: bytes, now: float):
+    """An Ethernet II frame, with up to two 802.1Q/802.1ad tags -> Candidate or None."""
+    if len(frame) < 14:
+        return None
+    etype = struct.unpack_from("!H", frame, 12)[0]
+    off = 14
+    for _ in range(2):
+        if etype in ETH_P_8021Q and len(frame) >= off + 4:
+            etype = struct.unpack_from("!H", frame, off + 2)[0]
+            off += 4
+    if etype not in (ETH_P_IP, ETH_P_IPV6):
+        return None
+    return parse_ip(frame[off:], now)
+
+
+def parse_sll(frame: bytes, now: float):
+    """Linux cooked capture v1 (pcap link type 113)."""
+    if len(frame) < 16 or struct.unpack_from("!H", frame, 14)[0] not in (ETH_P_IP, ETH_P_IPV6):
+        return None
+    return parse_ip(frame[16:], now)
+
+
+def parse_null(frame: bytes, now: float):
+    """BSD loopback (pcap link type 0): a 4-byte address family in host order."""
+    return parse_ip(frame[4:], now) if len(frame) > 4 else None
+
+
+PARSERS = {0: parse_null, 1: parse_ethernet, 101: parse_ip, 113: parse_sll, 228: parse_ip,
+           229: parse_ip}
+
+
+def unwrap_http(payload: bytes, allow_any_user_agent: bool = False):
+    """SPA over HTTP, as fwknopd 2.6 accepts it: ``GET /<spa>`` with ``User-Agent: Fwknop``
+    (unless ALLOW_ANY_USER_AGENT), '-' and '_' mapped back to '+' and '/'. Returns
+    (spa bytes, X-Forwarded-For address or None), or None if this is not SPA over HTTP."""
+    if payload[:5].upper() != b"GET /":
+        return None
+    if not allow_any_user_agent and b"User-Agent: Fwknop" not in payload:
+        return None
+    rest = payload[5:]
+    end = len(rest)
+    for ws in (b" ", b"\r", b"\n", b"\t"):
+        i = rest.find(ws)
+        if 0 <= i < end:
+            end = i
+    spa = rest[:end].replace(b"-", b"+").replace(b"_", b"/")
+    xff = None
+    i = payload.find(b"X-Forwarded-For:")
+    if i >= 0:
+        line = payload[i + 16:].split(b"\r\n", 1)[0].split(b"\n", 1)[0].strip()
+        try:
+            xff = str(ipaddress.ip_address(line.split(b",")[0].strip().decode("ascii")))
+        except (ValueError, UnicodeError):
+            xff = None
+    return spa, xff
