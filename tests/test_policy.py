@@ -178,11 +178,16 @@ def test_expired_stanza_is_skipped():
 
 
 def test_state_loss_floor(tmp_path):
-    cache = ReplayCache(str(tmp_path / "missing"), max_age=120)
+    # the digest file vanished in a reboot 10 s ago: the daemon has just started
+    boot = NOW - 10
+    clock = {"now": NOW}
+    cache = ReplayCache(str(tmp_path / "missing"), max_age=120,
+                        uptime=lambda: clock["now"] - boot, boot_id=lambda: "b")
     cache.load(NOW)
-    d = run(packet(ts=NOW), cache=cache)
-    assert d.verdict == "reject" and "floor" in d.reason
-    d = run(packet(ts=NOW + 120, rand="1212121212121212"), now=NOW + 120, cache=cache)
+    d = run(packet(ts=NOW - 15), cache=cache)      # captured before the reboot
+    assert d.verdict == "reject" and "reboot" in d.reason
+    clock["now"] = NOW + 115
+    d = run(packet(ts=NOW + 115, rand="1212121212121212"), now=NOW + 115, cache=cache)
     assert d.verdict == "grant"
 
 

@@ -73,7 +73,7 @@ def test_file_survives_restart_and_honours_fwknopd_lines(tmp_path):
     os.chmod(path, 0o600)
     c = ReplayCache(str(path), max_age=120)
     c.load(1050)
-    assert c.floor is None                     # the file existed: no state loss
+    assert c.floor(1050) is None               # the file existed: no state loss
     assert c.seen_payload(FWKNOP_WIRE, replay_key(FWKNOP_WIRE), 1050)
     assert not c.seen_payload(FWKNOP_WIRE[:-1] + b"B", replay_key(FWKNOP_WIRE[:-1] + b"B"), 1050)
     d = hashlib.sha256(b"other").hexdigest()[:43]
@@ -116,29 +116,59 @@ def test_compaction_keeps_the_file_bounded(tmp_path):
     assert len(c.entries) <= 1024 + max(1024, live)
 
 
-def test_state_loss_sets_a_floor_that_survives_a_second_restart(tmp_path):
-    path = tmp_path / "gone" 
-    c = ReplayCache(str(path), max_age=120)
-    c.load(10_000)
-    assert c.floor == 10_120
-    assert c.below_floor(10_000) and c.below_floor(10_119) and not c.below_floor(10_120)
-    # procd respawns us 30 s later: the file exists now but the floor must persist
-    c2 = ReplayCache(str(path), max_age=120)
-    c2.load(10_030)
-    assert c2.floor == 10_120
-    # once past the window the floor is gone for good
-    c3 = ReplayCache(str(path), max_age=120)
-    c3.load(10_500)
-    assert c3.floor is None or not c3.below_floor(10_400)
+def booted_at(boot_wall, boot_id="boot-1"):
+    """Fake clocks: the machine booted at wall-clock ``boot_wall``; uptime follows ``now``."""
+    state = {"now": boot_wall}
+    return state, (lambda: state["now"] - boot_wall), (lambda: boot_id)
+
+
+def test_reboot_floor_is_boot_plus_age_and_survives_a_daemon_restart(tmp_path):
+    path = tmp_path / "gone"
+    clock, uptime, boot_id = booted_at(10_000)
+    clock["now"] = 10_030                          # daemon starts 30 s after boot
+    c = ReplayCache(str(path), max_age=120, uptime=uptime, boot_id=boot_id)
+    c.load(10_030)
+    assert c.floor(10_030) == 10_120
+    # a packet captured just before the reboot, even from a client whose clock runs ahead
+    assert c.below_floor(9_990 + 100, 10_030)
+    assert not c.below_floor(10_120, 10_030)
+    # procd respawns us 20 s later: the file exists now, but the loss is remembered
+    clock["now"] = 10_050
+    c2 = ReplayCache(str(path), max_age=120, uptime=uptime, boot_id=boot_id)
+    c2.load(10_050)
+    assert c2.floor(10_050) == 10_120
+    # a later boot with the file still there (kept on flash): no floor
+    clock3, uptime3, boot3 = booted_at(20_000, "boot-2")
+    clock3["now"] = 20_030
+    c3 = ReplayCache(str(path), max_age=120, uptime=uptime3, boot_id=boot3)
+    c3.load(20_030)
+    assert c3.floor(20_030) is None
+
+
+def test_floor_follows_a_clock_correction_after_boot(tmp_path):
+    """A router without RTC boots believing it is 1970; NTP fixes the clock later."""
+    up = {"t": 5.0}
+    c = ReplayCache(str(tmp_path / "gone"), max_age=120, uptime=lambda: up["t"],
+                    boot_id=lambda: "b")
+    c.load(5)                                        # wall clock says 5 s after the epoch
+    up["t"] = 60.0                                   # NTP sync: real time is now 1_800_000_000
+    assert c.floor(1_800_000_000) == 1_800_000_000 - 60 + 120
+    assert c.below_floor(1_800_000_000 - 10, 1_800_000_000)
+
+
+def test_first_install_long_after_boot_is_not_locked_out(tmp_path):
+    c = ReplayCache(str(tmp_path / "new"), max_age=120, uptime=lambda: 86400.0, boot_id=lambda: "b")
+    c.load(1_800_000_000)
+    assert not c.below_floor(1_800_000_000, 1_800_000_000)
 
 
 def test_no_floor_when_aging_is_off_or_guard_disabled(tmp_path):
-    a = ReplayCache(str(tmp_path / "a"), max_age=120, aging=False)
+    a = ReplayCache(str(tmp_path / "a"), max_age=120, aging=False, uptime=lambda: 1.0)
     a.load(1000)
-    assert a.floor is None
-    b = ReplayCache(str(tmp_path / "b"), max_age=120, guard_state_loss=False)
+    assert a.floor(1000) is None
+    b = ReplayCache(str(tmp_path / "b"), max_age=120, guard_state_loss=False, uptime=lambda: 1.0)
     b.load(1000)
-    assert b.floor is None
+    assert b.floor(1000) is None
 
 
 @settings(max_examples=300, deadline=None)

@@ -141,10 +141,11 @@ class Daemon:
     # -- the loop
     def run(self) -> int:
         self.replay.load(int(self.clock()))
-        if self.replay.floor is not None:
-            self.events.note("warning", "digest file %s was missing (state lost at restart?): "
-                             "packets stamped before %d are refused"
-                             % (self.s.digest_file, self.replay.floor))
+        floor = self.replay.floor(self.clock())
+        if floor is not None and floor > self.clock():
+            self.events.note("warning", "digest file %s was missing (reboot?): packets stamped "
+                             "before %d (boot + MAX_SPA_PACKET_AGE) are refused"
+                             % (self.s.digest_file, floor))
         if self.replay.skipped_lines:
             self.events.note("warning", "digest file %s: %d unreadable lines skipped"
                              % (self.s.digest_file, self.replay.skipped_lines))

@@ -176,9 +176,9 @@ def decide(cand, stanzas, opts, replay, now: int) -> Decision:
         if digest is not None and not recorded:
             replay.add(digest, msg.timestamp, now, persist=not opts.test_mode)
             recorded = True
-        if replay.below_floor(msg.timestamp):
-            return _refuse("stamped before the replay floor set after a state-losing restart",
-                           st, msg)
+        if replay.below_floor(msg.timestamp, now):
+            return _refuse("stamped before boot + MAX_SPA_PACKET_AGE and the digest file was lost "
+                           "(replay protection after a reboot)", st, msg)
         d = evaluate_stanza(st, cand, msg, opts, now)
         if d.verdict != VERDICT_REJECT:
             return d

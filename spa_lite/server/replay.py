@@ -15,20 +15,23 @@ expired lines are dropped when the file is compacted (atomically: temp file + re
 keeps it bounded. A torn last line after a power cut is skipped with a count.
 
 State loss. Routers keep /var in RAM, so after a reboot the file is gone and the set is
-empty: a packet captured just before the reboot would still be inside the age window. So
-when the file is missing at start, the cache sets a *floor*: packets stamped earlier than
-``start + MAX_SPA_PACKET_AGE`` are refused. Any packet accepted before the restart arrived
-before ``start`` and so carried a timestamp below ``start + age``; that bound holds whatever
-the client's clock skew. The cost is that knocks are refused for at most one age window
-after a state-losing restart (shorten MAX_SPA_PACKET_AGE on NTP-synced setups, or keep
-DIGEST_FILE on persistent storage to avoid it); the daemon logs the floor when it applies.
-The floor is written into the new file's header, so a second restart inside the window
-(procd respawn) keeps it.
+empty, while a packet captured just before the reboot may still be inside the age window.
+So when the file is missing at start, packets stamped earlier than ``boot + MAX_SPA_PACKET_AGE``
+are refused, where ``boot`` is the wall-clock time of the last boot, computed at each check
+as ``now - CLOCK_BOOTTIME``. Any packet accepted before the reboot arrived before ``boot`` and
+so carried a timestamp below ``boot + age``, whatever the client's clock skew: the rule is
+airtight for reboots. Computing it at check time keeps it right when a router without an
+RTC boots with a wrong clock and NTP corrects it later. A daemon started long after boot
+(a first install) is not affected; after a reboot knocks are refused until one age window
+has passed since boot. The loss is recorded in the new file's header with the kernel's boot
+id, so a daemon restart inside the window keeps the rule. (Deleting the file while the
+system runs is not covered: do not.)
 """
 
 import binascii
 import hashlib
 import os
+import time
 
 ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 COMPACT_MIN_LINES = 1024   # adds between prunes, at least (the file holds at most ~2x live)
@@ -60,6 +63,19 @@ def canonical_text(payload: bytes) -> bytes:
     return payload
 
 
+def system_uptime() -> float:
+    """Seconds since boot, including suspend (CLOCK_BOOTTIME); immune to wall-clock jumps."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def system_boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            return fh.read().strip()
+    except OSError:
+        return "unknown"
+
+
 def _b64_sha256(data: bytes) -> str:
     return binascii.b2a_base64(hashlib.sha256(data).digest(), newline=False).rstrip(b"=").decode()
 
@@ -78,14 +94,16 @@ class ReplayCache:
     """Seen-digest set with optional persistence. ``now`` is always passed in."""
 
     def __init__(self, path=None, max_age: int = 120, aging: bool = True,
-                 guard_state_loss: bool = True) -> None:
+                 guard_state_loss: bool = True, uptime=system_uptime, boot_id=system_boot_id) -> None:
         self.path = path
         self.max_age = max_age
         self.aging = aging
         self.guard_state_loss = guard_state_loss
         self.entries = {}        # digest -> expiry epoch (0: never)
         self.foreign = {}        # fwknopd digest.cache entries: raw-payload digest -> expiry
-        self.floor = None        # refuse packets stamped before this (state loss)
+        self.state_lost = False  # digest file missing at start: apply the boot floor
+        self.uptime = uptime
+        self.boot_id = boot_id
         self.skipped_lines = 0   # torn or foreign lines ignored at load
         self.file_lines = 0
         self.write_errors = 0
@@ -102,7 +120,7 @@ class ReplayCache:
                 data = fh.read()
         except FileNotFoundError:
             if self.guard_state_loss and self.aging:
-                self.floor = now + self.max_age
+                self.state_lost = True
             self._rewrite(now)
             return
         for line in data.split(b"\n"):
@@ -113,14 +131,10 @@ class ReplayCache:
             self.file_lines = len(self.entries)
 
     def _load_line(self, line: bytes, now: int) -> None:
-        if line.startswith(b"#floor "):   # a state-loss floor still in force
-            try:
-                floor = int(line.split()[1])
-            except (ValueError, IndexError):
-                self.skipped_lines += 1
-                return
-            if floor > now:
-                self.floor = max(self.floor or 0, floor)
+        if line.startswith(b"#state-lost "):   # lost during this boot: keep the floor
+            if self.guard_state_loss and self.aging and \
+                    line.split()[1:2] == [self.boot_id().encode()]:
+                self.state_lost = True
             return
         if not line or line.startswith(b"#"):
             return
@@ -158,8 +172,8 @@ class ReplayCache:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write("# spa-lite digest cache: <sha256-b64 of canonical SPA data> <expiry>\n")
-                if self.floor is not None and self.floor > now:
-                    fh.write("#floor %d\n" % self.floor)
+                if self.state_lost:
+                    fh.write("#state-lost %s\n" % self.boot_id())
                 for d, e in self.entries.items():
                     fh.write("%s %d\n" % (d, e))
                 for d, e in self.foreign.items():   # keep fwknopd's entries in its format
@@ -192,8 +206,15 @@ class ReplayCache:
             return False
         return True
 
-    def below_floor(self, timestamp: int) -> bool:
-        return self.floor is not None and timestamp < self.floor
+    def floor(self, now: float):
+        """Packets stamped before this are refused (None: no state was lost)."""
+        if not self.state_lost:
+            return None
+        return int(now - self.uptime()) + self.max_age
+
+    def below_floor(self, timestamp: int, now: float) -> bool:
+        f = self.floor(now)
+        return f is not None and timestamp < f
 
     def add(self, digest: str, packet_time: int, now: int, persist: bool = True) -> None:
         """Remember an accepted (decrypted) packet until it can no longer pass the age check."""
