@@ -182,10 +182,11 @@ def test_state_loss_floor(tmp_path):
     boot = NOW - 10
     clock = {"now": NOW}
     cache = ReplayCache(str(tmp_path / "missing"), max_age=120,
-                        uptime=lambda: clock["now"] - boot, boot_id=lambda: "b")
+                        uptime=lambda: clock["now"] - boot, boot_id=lambda: "b",
+                        guard_state_loss="boot")
     cache.load(NOW)
     d = run(packet(ts=NOW - 15), cache=cache)      # captured before the reboot
-    assert d.verdict == "reject" and "reboot" in d.reason
+    assert d.verdict == "reject" and "replay floor" in d.reason
     clock["now"] = NOW + 115
     d = run(packet(ts=NOW + 115, rand="1212121212121212"), now=NOW + 115, cache=cache)
     assert d.verdict == "grant"

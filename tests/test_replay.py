@@ -126,7 +126,7 @@ def test_reboot_floor_is_boot_plus_age_and_survives_a_daemon_restart(tmp_path):
     path = tmp_path / "gone"
     clock, uptime, boot_id = booted_at(10_000)
     clock["now"] = 10_030                          # daemon starts 30 s after boot
-    c = ReplayCache(str(path), max_age=120, uptime=uptime, boot_id=boot_id)
+    c = ReplayCache(str(path), max_age=120, uptime=uptime, boot_id=boot_id, guard_state_loss="boot")
     c.load(10_030)
     assert c.floor(10_030) == 10_120
     # a packet captured just before the reboot, even from a client whose clock runs ahead
@@ -134,13 +134,13 @@ def test_reboot_floor_is_boot_plus_age_and_survives_a_daemon_restart(tmp_path):
     assert not c.below_floor(10_120, 10_030)
     # procd respawns us 20 s later: the file exists now, but the loss is remembered
     clock["now"] = 10_050
-    c2 = ReplayCache(str(path), max_age=120, uptime=uptime, boot_id=boot_id)
+    c2 = ReplayCache(str(path), max_age=120, uptime=uptime, boot_id=boot_id, guard_state_loss="boot")
     c2.load(10_050)
     assert c2.floor(10_050) == 10_120
     # a later boot with the file still there (kept on flash): no floor
     clock3, uptime3, boot3 = booted_at(20_000, "boot-2")
     clock3["now"] = 20_030
-    c3 = ReplayCache(str(path), max_age=120, uptime=uptime3, boot_id=boot3)
+    c3 = ReplayCache(str(path), max_age=120, uptime=uptime3, boot_id=boot3, guard_state_loss="boot")
     c3.load(20_030)
     assert c3.floor(20_030) is None
 
@@ -152,12 +152,24 @@ def test_floor_follows_a_clock_correction_after_boot(tmp_path):
                     boot_id=lambda: "b")
     c.load(5)                                        # wall clock says 5 s after the epoch
     up["t"] = 60.0                                   # NTP sync: real time is now 1_800_000_000
-    assert c.floor(1_800_000_000) == 1_800_000_000 - 60 + 120
+    # the daemon started 55 s before now (at uptime 5), whatever the clock said then
+    assert c.floor(1_800_000_000) == 1_800_000_000 - 55 + 120
     assert c.below_floor(1_800_000_000 - 10, 1_800_000_000)
 
 
-def test_first_install_long_after_boot_is_not_locked_out(tmp_path):
-    c = ReplayCache(str(tmp_path / "new"), max_age=120, uptime=lambda: 86400.0, boot_id=lambda: "b")
+def test_start_anchor_covers_a_restart_without_reboot(tmp_path):
+    """The digest file is lost but the machine did not reboot (uptime one day)."""
+    up = {"t": 86400.0}
+    c = ReplayCache(str(tmp_path / "lost"), max_age=120, uptime=lambda: up["t"], boot_id=lambda: "b")
+    c.load(1_800_000_000)
+    assert c.below_floor(1_800_000_000 - 1, 1_800_000_000)      # captured before the restart
+    up["t"] += 121
+    assert not c.below_floor(1_800_000_121, 1_800_000_121)      # one window later: fresh knocks
+
+
+def test_boot_anchor_spares_a_first_install_long_after_boot(tmp_path):
+    c = ReplayCache(str(tmp_path / "new"), max_age=120, uptime=lambda: 86400.0,
+                    boot_id=lambda: "b", guard_state_loss="boot")
     c.load(1_800_000_000)
     assert not c.below_floor(1_800_000_000, 1_800_000_000)
 

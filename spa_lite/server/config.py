@@ -470,7 +470,7 @@ FWKNOPD_DEFAULTS = {
     # spa-lite additions (documented in README)
     "FIREWALL_TYPE": "",
     "PROTECT_PORTS": "",
-    "REPLAY_GUARD_AFTER_STATE_LOSS": "Y",
+    "REPLAY_GUARD_AFTER_STATE_LOSS": "start",
     "LOG_JUNK_INTERVAL": "60",
 }
 ALIASES = {"UDP_SERV_PORT": "UDPSERV_PORT"}

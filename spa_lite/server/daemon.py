@@ -56,7 +56,7 @@ class Daemon:
         self.replay = ReplayCache(
             settings.digest_file if settings.persistence and not settings.test else None,
             settings.policy.max_age, settings.policy.aging,
-            getattr(settings, "guard_state_loss", True))
+            getattr(settings, "guard_state_loss", "start"))
         self.cycle_closes = []   # (time, command line, values)
         self.examined = 0
         self.packet_errors = 0
@@ -143,9 +143,9 @@ class Daemon:
         self.replay.load(int(self.clock()))
         floor = self.replay.floor(self.clock())
         if floor is not None and floor > self.clock():
-            self.events.note("warning", "digest file %s was missing (reboot?): packets stamped "
-                             "before %d (boot + MAX_SPA_PACKET_AGE) are refused"
-                             % (self.s.digest_file, floor))
+            self.events.note("warning", "digest file %s was missing (first start or reboot): "
+                             "packets stamped before %d are refused for replay safety "
+                             "(REPLAY_GUARD_AFTER_STATE_LOSS)" % (self.s.digest_file, floor))
         if self.replay.skipped_lines:
             self.events.note("warning", "digest file %s: %d unreadable lines skipped"
                              % (self.s.digest_file, self.replay.skipped_lines))

@@ -177,8 +177,8 @@ def decide(cand, stanzas, opts, replay, now: int) -> Decision:
             replay.add(digest, msg.timestamp, now, persist=not opts.test_mode)
             recorded = True
         if replay.below_floor(msg.timestamp, now):
-            return _refuse("stamped before boot + MAX_SPA_PACKET_AGE and the digest file was lost "
-                           "(replay protection after a reboot)", st, msg)
+            return _refuse("stamped before the replay floor: the digest file was missing at start "
+                           "(first start or reboot), see REPLAY_GUARD_AFTER_STATE_LOSS", st, msg)
         d = evaluate_stanza(st, cand, msg, opts, now)
         if d.verdict != VERDICT_REJECT:
             return d

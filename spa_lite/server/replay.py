@@ -15,17 +15,19 @@ expired lines are dropped when the file is compacted (atomically: temp file + re
 keeps it bounded. A torn last line after a power cut is skipped with a count.
 
 State loss. Routers keep /var in RAM, so after a reboot the file is gone and the set is
-empty, while a packet captured just before the reboot may still be inside the age window.
-So when the file is missing at start, packets stamped earlier than ``boot + MAX_SPA_PACKET_AGE``
-are refused, where ``boot`` is the wall-clock time of the last boot, computed at each check
-as ``now - CLOCK_BOOTTIME``. Any packet accepted before the reboot arrived before ``boot`` and
-so carried a timestamp below ``boot + age``, whatever the client's clock skew: the rule is
-airtight for reboots. Computing it at check time keeps it right when a router without an
-RTC boots with a wrong clock and NTP corrects it later. A daemon started long after boot
-(a first install) is not affected; after a reboot knocks are refused until one age window
-has passed since boot. The loss is recorded in the new file's header with the kernel's boot
-id, so a daemon restart inside the window keeps the rule. (Deleting the file while the
-system runs is not covered: do not.)
+empty, while a packet captured just before may still be inside the age window. So when the
+file is missing at start, packets stamped earlier than ``anchor + MAX_SPA_PACKET_AGE`` are
+refused. With the default anchor ``start`` (the moment this daemon started), any packet
+accepted before the restart arrived before the anchor and so carried a timestamp below
+``anchor + age``, whatever the client's clock skew: the rule is airtight for every restart,
+reboot or not. The price is that knocks are refused for one age window after a start that
+found no file (including the very first start; the daemon logs it). The anchor ``boot``
+(REPLAY_GUARD_AFTER_STATE_LOSS boot) uses the last boot instead: no wait on a first install
+long after boot, but a file deleted without a reboot is not covered. The anchor is kept as
+a CLOCK_BOOTTIME reading and turned into wall-clock time at each check, so it stays right
+when a router without an RTC starts with a wrong clock and NTP corrects it later. The loss
+is recorded in the new file's header (boot id and anchor), so a daemon restart inside the
+window keeps the original anchor.
 """
 
 import binascii
@@ -94,14 +96,15 @@ class ReplayCache:
     """Seen-digest set with optional persistence. ``now`` is always passed in."""
 
     def __init__(self, path=None, max_age: int = 120, aging: bool = True,
-                 guard_state_loss: bool = True, uptime=system_uptime, boot_id=system_boot_id) -> None:
+                 guard_state_loss="start", uptime=system_uptime, boot_id=system_boot_id) -> None:
         self.path = path
         self.max_age = max_age
         self.aging = aging
         self.guard_state_loss = guard_state_loss
         self.entries = {}        # digest -> expiry epoch (0: never)
         self.foreign = {}        # fwknopd digest.cache entries: raw-payload digest -> expiry
-        self.state_lost = False  # digest file missing at start: apply the boot floor
+        self.state_lost = False  # digest file missing at start: apply the floor
+        self.anchor = 0.0        # CLOCK_BOOTTIME reading the floor counts from
         self.uptime = uptime
         self.boot_id = boot_id
         self.skipped_lines = 0   # torn or foreign lines ignored at load
@@ -121,6 +124,7 @@ class ReplayCache:
         except FileNotFoundError:
             if self.guard_state_loss and self.aging:
                 self.state_lost = True
+                self.anchor = self.uptime() if self.guard_state_loss == "start" else 0.0
             self._rewrite(now)
             return
         for line in data.split(b"\n"):
@@ -132,9 +136,14 @@ class ReplayCache:
 
     def _load_line(self, line: bytes, now: int) -> None:
         if line.startswith(b"#state-lost "):   # lost during this boot: keep the floor
-            if self.guard_state_loss and self.aging and \
-                    line.split()[1:2] == [self.boot_id().encode()]:
-                self.state_lost = True
+            parts = line.split()
+            if self.guard_state_loss and self.aging and len(parts) == 3 and \
+                    parts[1] == self.boot_id().encode():
+                try:
+                    self.anchor = float(parts[2])
+                    self.state_lost = True
+                except ValueError:
+                    self.skipped_lines += 1
             return
         if not line or line.startswith(b"#"):
             return
@@ -173,7 +182,7 @@ class ReplayCache:
             with os.fdopen(fd, "w") as fh:
                 fh.write("# spa-lite digest cache: <sha256-b64 of canonical SPA data> <expiry>\n")
                 if self.state_lost:
-                    fh.write("#state-lost %s\n" % self.boot_id())
+                    fh.write("#state-lost %s %.3f\n" % (self.boot_id(), self.anchor))
                 for d, e in self.entries.items():
                     fh.write("%s %d\n" % (d, e))
                 for d, e in self.foreign.items():   # keep fwknopd's entries in its format
@@ -210,7 +219,7 @@ class ReplayCache:
         """Packets stamped before this are refused (None: no state was lost)."""
         if not self.state_lost:
             return None
-        return int(now - self.uptime()) + self.max_age
+        return int(now - (self.uptime() - self.anchor)) + self.max_age
 
     def below_floor(self, timestamp: int, now: float) -> bool:
         f = self.floor(now)

@@ -81,7 +81,16 @@ def load(args) -> Settings:
     s.packet_limit = args.packet_limit or 0
     s.firewall_type = conf.get("FIREWALL_TYPE").strip().lower()
     s.junk_interval = conf.number("LOG_JUNK_INTERVAL", 1, 86400)
-    s.guard_state_loss = conf.flag("REPLAY_GUARD_AFTER_STATE_LOSS")
+    guard = conf.get("REPLAY_GUARD_AFTER_STATE_LOSS").strip().lower()
+    if guard in ("y", "yes", "start"):
+        s.guard_state_loss = "start"
+    elif guard == "boot":
+        s.guard_state_loss = "boot"
+    elif guard in ("n", "no"):
+        s.guard_state_loss = None
+    else:
+        raise ConfigError("%s: REPLAY_GUARD_AFTER_STATE_LOSS must be start, boot or N"
+                          % conf.where["REPLAY_GUARD_AFTER_STATE_LOSS"])
     s.persistence = persistence
     forwarding = conf.flag("ENABLE_IPT_FORWARDING") or conf.flag("ENABLE_FIREWD_FORWARDING")
     local_nat = conf.flag("ENABLE_IPT_LOCAL_NAT") or conf.flag("ENABLE_FIREWD_LOCAL_NAT")
