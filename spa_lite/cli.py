@@ -106,6 +106,8 @@ def build_parser():
     v.add_argument("-D", "--dump-config", action="store_true", help="print the effective configuration")
     v.add_argument("-p", "--pid-file", metavar="FILE", help="write the process id here")
     v.add_argument("--json", action="store_true", help="one JSON object per examined packet on stdout")
+    v.add_argument("--fw-list", action="store_true", help="show live grants with remaining time, then exit")
+    v.add_argument("--fw-flush", action="store_true", help="remove everything spa-lite added, then exit")
     return parser
 
 

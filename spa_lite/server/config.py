@@ -470,6 +470,7 @@ FWKNOPD_DEFAULTS = {
     # spa-lite additions (documented in README)
     "FIREWALL_TYPE": "",
     "PROTECT_PORTS": "",
+    "FLUSH_AT_EXIT": "N",
     "REPLAY_GUARD_AFTER_STATE_LOSS": "start",
     "LOG_JUNK_INTERVAL": "60",
 }

@@ -9,7 +9,7 @@ import sys
 import time
 
 from spa_lite.errors import UsageError
-from spa_lite.firewall.base import NullBackend
+from spa_lite.firewall.base import FirewallError, NullBackend
 from spa_lite.server import settings as settings_mod
 from spa_lite.server.events import EventSink, make_logger
 
@@ -20,8 +20,19 @@ def choose_backend(s):
         return NullBackend()
     if s.stanzas and all(st.cmd_cycle_open for st in s.stanzas):
         return NullBackend()   # CMD_CYCLE-only: commands do the work, as with fwknopd
-    raise UsageError("no firewall backend yet: the nftables, fw4 and iptables backends are not "
-                     "implemented in this version; use -t/--test, or CMD_CYCLE_OPEN stanzas")
+    from spa_lite.firewall.select import make_backend
+    return make_backend(s)
+
+
+def fw_list(backend) -> int:
+    now = int(time.time())
+    grants = backend.list(now)
+    for g in grants:
+        sys.stdout.write("%s %s expires in %d s\n" % (
+            g.address, ",".join("%s/%d" % p for p in g.ports), g.expires - now))
+    if not grants:
+        sys.stdout.write("no live grants\n")
+    return 0
 
 
 def open_sources(s):
@@ -49,6 +60,19 @@ def cmd_server(args) -> int:
         sys.stdout.write(settings_mod.dump(s))
         return 0
     backend = choose_backend(s)
+    if args.fw_list or args.fw_flush:
+        if isinstance(backend, NullBackend):
+            raise UsageError("--fw-list/--fw-flush need a firewall backend (not --test)")
+        if args.fw_flush:
+            backend.flush()
+            sys.stdout.write("removed everything spa-lite added (%s)\n" % backend.name)
+            return 0
+        return fw_list(backend)
+    if not isinstance(backend, NullBackend):
+        try:
+            backend.setup()
+        except FirewallError as exc:
+            raise UsageError("firewall setup failed: %s" % exc)
     sources = open_sources(s)
     from spa_lite.server import capture, frames
     from spa_lite.server.daemon import Daemon
@@ -58,6 +82,10 @@ def cmd_server(args) -> int:
     daemon = Daemon(s, sources, backend, events, wait=capture.wait,
                     unwrap_http=frames.unwrap_http)
     daemon.install_signals()
+    if not isinstance(backend, NullBackend):
+        now = int(time.time())
+        for g in backend.list(now):         # adopt live grants: a re-knock extends them
+            daemon.grants.live[g.key()] = g
     if args.pid_file:
         try:
             with open(args.pid_file, "w") as fh:
@@ -73,6 +101,11 @@ def cmd_server(args) -> int:
     try:
         daemon.run()
     finally:
+        if s.flush_at_exit and not isinstance(backend, NullBackend):
+            try:
+                backend.flush()
+            except FirewallError as exc:
+                events.note("warning", "flush at exit failed: %s" % exc)
         for src in daemon.sources:
             try:
                 src.close()

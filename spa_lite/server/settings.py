@@ -33,6 +33,8 @@ class Settings:
         self.digest_file = None
         self.policy = PolicyOptions()
         self.firewall_type = ""
+        self.protect_ports = []
+        self.flush_at_exit = False
         self.junk_interval = 60
         self.access_files = []
 
@@ -80,6 +82,9 @@ def load(args) -> Settings:
     s.foreground = bool(args.foreground)
     s.packet_limit = args.packet_limit or 0
     s.firewall_type = conf.get("FIREWALL_TYPE").strip().lower()
+    pp = conf.get("PROTECT_PORTS").strip()
+    s.protect_ports = config.parse_port_list(pp, conf.where["PROTECT_PORTS"], "PROTECT_PORTS") if pp else []
+    s.flush_at_exit = conf.flag("FLUSH_AT_EXIT")
     s.junk_interval = conf.number("LOG_JUNK_INTERVAL", 1, 86400)
     guard = conf.get("REPLAY_GUARD_AFTER_STATE_LOSS").strip().lower()
     if guard in ("y", "yes", "start"):
