@@ -9,8 +9,7 @@ from tests.conftest import REPO, need_root, need_tool
 
 def test_demo_runs_end_to_end():
     need_root()
-    need_tool("fwknopd")
-    need_tool("iptables")
+    need_tool("nft")
     r = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "demo")],
                        capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stdout + r.stderr
