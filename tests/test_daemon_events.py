@@ -121,7 +121,7 @@ def test_reknock_extends_and_grants_expire_on_time():
 
 def test_firewall_failure_is_logged_and_the_daemon_goes_on():
     class Broken(NullBackend):
-        def grant(self, grant, now):
+        def grant(self, grant, now, old=None):
             raise FirewallError("nft: Error: No such file or directory")
     lines = []
     sink = EventSink(log=lambda level, text: lines.append((level, text)))

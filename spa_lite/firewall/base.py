@@ -25,8 +25,9 @@ class Backend:
     def setup(self) -> None:
         """Create what the backend needs (tables, chains, sets) before the first grant."""
 
-    def grant(self, grant, now: int) -> None:
-        """Open access until ``grant.expires``; called again to extend a live grant."""
+    def grant(self, grant, now: int, old=None) -> None:
+        """Open access until ``grant.expires``. ``old`` is the live grant being extended, if
+        any: a backend without kernel timeouts replaces its rules in the same change."""
         raise NotImplementedError
 
     def revoke(self, grant) -> None:
@@ -44,7 +45,7 @@ class Backend:
         """Re-add live grants after the firewall was reloaded underneath us."""
         for g in grants:
             if g.expires > now:
-                self.grant(g, now)
+                self.grant(g, now, None)
 
 
 class NullBackend(Backend):
@@ -60,7 +61,7 @@ class NullBackend(Backend):
     def available(self) -> bool:
         return True
 
-    def grant(self, grant, now: int) -> None:
+    def grant(self, grant, now: int, old=None) -> None:
         self.granted.append(grant)
 
     def revoke(self, grant) -> None:

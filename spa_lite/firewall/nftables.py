@@ -118,7 +118,7 @@ class NftablesBackend(Backend):
             raise FirewallError("nftables backend: unsupported grant kind %s" % g.kind)
         return out
 
-    def grant(self, g: Grant, now: int) -> None:
+    def grant(self, g: Grant, now: int, old=None) -> None:
         timeout = max(MIN_TIMEOUT, int(g.expires - now))
         t = "inet " + self.table
         lines = []

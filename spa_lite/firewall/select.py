@@ -27,9 +27,21 @@ def make_backend(settings):
         from spa_lite.firewall.nftables import NftablesBackend
         b = NftablesBackend(settings.protect_ports,
                             nat=settings.policy.forwarding or settings.policy.local_nat)
+    elif kind == "iptables":
+        from spa_lite.firewall.iptables import IptablesBackend
+        b = IptablesBackend(settings.protect_ports,
+                            nat=settings.policy.forwarding or settings.policy.local_nat,
+                            flush_at_init=settings.conf.flag("FLUSH_IPT_AT_INIT"))
+    elif kind == "command":
+        from spa_lite.firewall.command import CommandBackend
+        open_cmd = settings.conf.get("CMD_CYCLE_OPEN").strip()
+        if not open_cmd:
+            raise UsageError("%s: FIREWALL_TYPE command needs CMD_CYCLE_OPEN in fwknopd.conf"
+                             % settings.conf.where.get("FIREWALL_TYPE"))
+        b = CommandBackend(open_cmd, settings.conf.get("CMD_CYCLE_CLOSE").strip())
     else:
         raise UsageError("FIREWALL_TYPE %s is not implemented in this version yet; use "
-                         "nftables (any Linux with nft), -t/--test, or CMD_CYCLE_OPEN stanzas" % kind)
+                         "nftables, iptables or command" % kind)
     if not b.available():
         raise UsageError("FIREWALL_TYPE %s: the %s tool is not installed" % (kind, b.nft))
     return b

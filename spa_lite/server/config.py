@@ -471,6 +471,8 @@ FWKNOPD_DEFAULTS = {
     "FIREWALL_TYPE": "",
     "PROTECT_PORTS": "",
     "FLUSH_AT_EXIT": "N",
+    "CMD_CYCLE_OPEN": "",
+    "CMD_CYCLE_CLOSE": "",
     "REPLAY_GUARD_AFTER_STATE_LOSS": "start",
     "LOG_JUNK_INTERVAL": "60",
 }

@@ -119,10 +119,22 @@ class Daemon:
 
     # -- timers
     def run_timers(self, now: int) -> None:
+        if self.backend.kernel_expiry:
+            # the kernel removes expired grants itself: just forget them
+            for key, g in list(self.grants.live.items()):
+                if g.expires <= now:
+                    del self.grants.live[key]
+                    self.events.note("info", "expired: %s for %s" % (
+                        ",".join("%s/%d" % p for p in g.ports) or g.kind, g.address))
+            self._cycle_and_tick(now)
+            return
         for g, err in self.grants.expire(now):
             self.events.note("warning" if err else "info",
                              "expired: %s for %s%s" % (",".join("%s/%d" % p for p in g.ports) or g.kind,
                                                        g.address, "; firewall error: %s" % err if err else ""))
+        self._cycle_and_tick(now)
+
+    def _cycle_and_tick(self, now: int) -> None:
         due = [c for c in self.cycle_closes if c[0] <= now]
         if due:
             self.cycle_closes = [c for c in self.cycle_closes if c[0] > now]

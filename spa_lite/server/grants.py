@@ -17,7 +17,7 @@ class GrantTable:
         old = self.live.get(key)
         if old is not None and old.expires >= grant.expires:
             return "extended"   # the live grant already lasts longer: nothing to change
-        self.backend.grant(grant, now)
+        self.backend.grant(grant, now, old)
         self.live[key] = grant
         return "extended" if old is not None else "added"
 
