@@ -46,11 +46,24 @@ class Lab:
         self.links += 1
         subprocess.run(["ip", "link", "add", dev_a, "netns", na, "type", "veth", "peer", dev_b,
                         "netns", nb], check=True)
-        for ns, dev, ip, ip6 in ((na, dev_a, ip_a, ip6_a), (nb, dev_b, ip_b, ip6_b)):
+        ends = ((na, dev_a, ip_a, ip6_a), (nb, dev_b, ip_b, ip6_b))
+        for ns, dev, ip, ip6 in ends:
             self.run(ns, "ip", "addr", "add", "%s/%d" % (ip, prefix), "dev", dev)
             if ip6:
                 self.run(ns, "ip", "-6", "addr", "add", ip6 + "/64", "dev", dev, "nodad")
             self.run(ns, "ip", "link", "set", dev, "up")
+        # A veth end can stay NO-CARRIER after its first "up"; re-assert until both are up.
+        import time
+        end = time.time() + 5
+        while time.time() < end:
+            states = [self.run(ns, "cat", "/sys/class/net/%s/operstate" % dev).stdout.strip()
+                      for ns, dev, _, _ in ends]
+            if states == ["up", "up"]:
+                return
+            for ns, dev, _, _ in ends:
+                self.run(ns, "ip", "link", "set", dev, "up")
+            time.sleep(0.1)
+        raise RuntimeError("veth %s/%s did not come up: %s" % (dev_a, dev_b, states))
 
     def run(self, ns: str, *argv, check=True, timeout=30, **kw):
         r = subprocess.run(["ip", "netns", "exec", ns] + list(argv), capture_output=True,

@@ -34,6 +34,9 @@ def _family(addr: str) -> str:
 class NftablesBackend(Backend):
     name = "nftables"
     kernel_expiry = True
+    # set and map names inside the table, by purpose and address family
+    SETS = {"allow4": "allow4", "allow6": "allow6", "dnat4": "dnat4", "dnat6": "dnat6",
+            "fwd4": "fwd4", "fwd6": "fwd6", "masq4": "masq4", "masq6": "masq6"}
 
     def __init__(self, protect_ports=(), nft: str = "nft", table: str = TABLE,
                  nat: bool = False) -> None:
@@ -123,6 +126,7 @@ class NftablesBackend(Backend):
         t = "inet " + self.table
         lines = []
         for name, key, value in self._elements(g):
+            name = self.SETS[name]
             elem = "%s timeout %ds%s" % (key, timeout, " : " + value if value else "")
             # add (no-op if present), delete, add: replaces the timeout atomically
             lines.append("add element %s %s { %s }" % (t, name, elem))
@@ -135,7 +139,7 @@ class NftablesBackend(Backend):
         t = "inet " + self.table
         for name, key, _ in self._elements(g):
             try:
-                self._apply("delete element %s %s { %s }\n" % (t, name, key))
+                self._apply("delete element %s %s { %s }\n" % (t, self.SETS[name], key))
             except FirewallError:
                 pass        # already expired in the kernel
 
@@ -144,7 +148,8 @@ class NftablesBackend(Backend):
         out = []
         for fam in ("4", "6"):
             try:
-                data = json.loads(run([self.nft, "-j", "list", "set", "inet", self.table, "allow" + fam]))
+                data = json.loads(run([self.nft, "-j", "list", "set", "inet", self.table,
+                                       self.SETS["allow" + fam]]))
             except (FirewallError, ValueError):
                 continue
             for item in data.get("nftables", []):
@@ -153,6 +158,27 @@ class NftablesBackend(Backend):
                     addr, proto, port = elem["val"]["concat"]
                     out.append(Grant(addr, [(proto, int(port))], now + int(elem.get("expires", 0))))
         return out
+
+    def check(self, grants, now: int) -> list:
+        """Re-add live grants after the firewall lost them (fw4 restart, nft flush ruleset).
+
+        Grants in the allow sets are looked up; if any is missing, the table was rebuilt
+        under us, so everything live (NAT grants too) is put back with its remaining time.
+        Returns the grants re-added."""
+        live = [g for g in grants if g.expires > now + MIN_TIMEOUT]
+        present = {(g.address, g.ports[0]) for g in self.list(now)}
+
+        def missing(g):
+            if g.kind == "nat" or not g.ports:
+                return False          # not visible in the allow sets
+            port = g.nat_port if g.kind == "local_nat" else g.ports[0][1]
+            return (g.address, (g.ports[0][0], port)) not in present
+        if not any(missing(g) for g in live):
+            return []
+        self.setup()
+        for g in live:
+            self.grant(g, now)
+        return live
 
     def flush(self) -> None:
         try:

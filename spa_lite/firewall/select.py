@@ -27,6 +27,9 @@ def make_backend(settings):
         from spa_lite.firewall.nftables import NftablesBackend
         b = NftablesBackend(settings.protect_ports,
                             nat=settings.policy.forwarding or settings.policy.local_nat)
+    elif kind == "fw4":
+        from spa_lite.firewall.fw4 import Fw4Backend
+        b = Fw4Backend()
     elif kind == "iptables":
         from spa_lite.firewall.iptables import IptablesBackend
         b = IptablesBackend(settings.protect_ports,
@@ -40,8 +43,7 @@ def make_backend(settings):
                              % settings.conf.where.get("FIREWALL_TYPE"))
         b = CommandBackend(open_cmd, settings.conf.get("CMD_CYCLE_CLOSE").strip())
     else:
-        raise UsageError("FIREWALL_TYPE %s is not implemented in this version yet; use "
-                         "nftables, iptables or command" % kind)
+        raise UsageError("FIREWALL_TYPE %s is not known" % kind)
     if not b.available():
         raise UsageError("FIREWALL_TYPE %s: the %s tool is not installed" % (kind, b.nft))
     return b

@@ -15,6 +15,7 @@ from spa_lite.server.replay import ReplayCache
 
 BATCH = 256           # candidates drained from one source per wakeup
 IDLE_WAKEUP = 30.0    # seconds; the junk-summary timer needs an occasional wakeup
+WATCH_INTERVAL = 3.0  # seconds between checks that live grants are still in the kernel
 PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1}
 
 
@@ -61,6 +62,7 @@ class Daemon:
         self.examined = 0
         self.packet_errors = 0
         self.stopping = False
+        self._last_watch = 0.0
 
     # -- one packet
     def handle(self, cand):
@@ -118,7 +120,23 @@ class Daemon:
         return "CMD_CYCLE_OPEN exit %s" % rc, (None if rc == 0 else "command failed: %s" % out)
 
     # -- timers
+    def watch(self, now: float) -> None:
+        """Re-add live grants a firewall reload removed (fw4 restart, nft flush ruleset)."""
+        check = getattr(self.backend, "check", None)
+        if check is None or not self.grants.live or now - self._last_watch < WATCH_INTERVAL:
+            return
+        self._last_watch = now
+        try:
+            for g in check(list(self.grants.live.values()), int(now)):
+                self.events.note("warning", "restored: %s for %s (%d s left) after the firewall "
+                                 "was reloaded" % (",".join("%s/%d" % p for p in g.ports),
+                                                   g.address, g.expires - int(now)))
+        except FirewallError as exc:
+            self.events.note("warning", "could not restore grants: %s" % exc)
+
     def run_timers(self, now: int) -> None:
+        if not self.s.test:
+            self.watch(now)
         if self.backend.kernel_expiry:
             # the kernel removes expired grants itself: just forget them
             for key, g in list(self.grants.live.items()):
@@ -148,6 +166,8 @@ class Daemon:
         nxt = [t for t in (self.grants.next_expiry(),
                            min((c[0] for c in self.cycle_closes), default=None)) if t is not None]
         wake = min(nxt) - now if nxt else IDLE_WAKEUP
+        if self.grants.live and getattr(self.backend, "check", None) is not None:
+            wake = min(wake, WATCH_INTERVAL)
         return max(0.0, min(wake, IDLE_WAKEUP))
 
     # -- the loop
