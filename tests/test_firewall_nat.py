@@ -118,3 +118,27 @@ def test_failing_firewall_command_is_logged_and_the_daemon_lives_on(tmp_path):
     assert [e["verdict"] for e in ev] == ["grant", "grant"], err       # both examined: alive
     assert all("simulated failure" in e["error"] for e in ev)
     assert p.returncode == 0 and "Traceback" not in err
+
+
+def test_forward_all_gateway_on_iptables(lab, tmp_path):
+    """FORWARD_ALL: after a knock the router forwards everything from the client, even with a
+    FORWARD policy of DROP (the SPA gateway of fwknop's documentation)."""
+    need_tool("iptables")
+    lab.run(lab.rtr, "iptables", "-P", "FORWARD", "DROP")     # a gateway that forwards nothing
+    lab.run(lab.rtr, "iptables", "-A", "FORWARD", "-m", "conntrack", "--ctstate",
+            "ESTABLISHED,RELATED", "-j", "ACCEPT")            # ...except replies, as usual
+    conf = tmp_path / "c.conf"
+    conf.write_text("FIREWALL_TYPE iptables;\nENABLE_IPT_FORWARDING Y;\n")
+    acc = tmp_path / "a.conf"
+    acc.write_text("SOURCE ANY\nKEY_BASE64 %s\nHMAC_KEY_BASE64 %s\nFW_ACCESS_TIMEOUT 3\n"
+                   "FORWARD_ALL Y\n" % (KEY_B64, HMAC_KEY_B64))
+    os.chmod(acc, 0o600)
+    (tmp_path / "d").write_text("")
+    srv = Server(lab, lab.rtr, "-c", str(conf), "-a", str(acc), "-i", "veth-a", "-d", str(tmp_path / "d"))
+    srv.wait_started()
+    assert not lab.tcp_connect(lab.cli, HOST, 2222, 0.5)
+    spa_send(lab, lab.cli, "-A", "tcp/22", "-a", CLI, "-D", RTR_WAN, *KEYS)
+    assert wait_until(lambda: lab.tcp_connect(lab.cli, HOST, 2222, 0.3), 1.0), "".join(srv.out)
+    assert wait_until(lambda: not lab.tcp_connect(lab.cli, HOST, 2222, 0.3), 6)
+    srv.p.terminate()
+    srv.p.wait(5)

@@ -107,6 +107,13 @@ class IptablesBackend(Backend):
             elif g.masquerade:
                 out.append(("nat", "FWKNOP_POSTROUTING -s %s -d %s %s -j MASQUERADE"
                             % (g.address, g.nat_ip, c)))
+        elif g.kind == "forward_all":
+            out.append(("filter", "FWKNOP_FORWARD -s %s %s -j ACCEPT" % (g.address, c)))
+            if g.snat:
+                out.append(("nat", "FWKNOP_POSTROUTING -s %s %s -j SNAT --to-source %s"
+                            % (g.address, c, g.snat)))
+            elif g.masquerade:
+                out.append(("nat", "FWKNOP_POSTROUTING -s %s %s -j MASQUERADE" % (g.address, c)))
         else:
             raise FirewallError("iptables backend: unsupported grant kind %s" % g.kind)
         return out

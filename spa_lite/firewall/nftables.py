@@ -13,7 +13,8 @@ backend, which puts the sets inside ``table inet fw4``.
 NAT (ENABLE_IPT_FORWARDING / ENABLE_IPT_LOCAL_NAT): a timeout map in a prerouting nat
 chain redirects (client, proto, requested port) to the target; the forward chain accepts
 the forwarded flow; local NAT (the "ghost service") needs only the map plus an input grant
-for the hidden port. Source NAT is added with masquerade when the grant asks for it.
+for the hidden port; FORWARD_ALL forwards everything from the client (the SPA gateway).
+Source NAT is added with masquerade when the grant asks for it.
 """
 
 import json
@@ -36,7 +37,9 @@ class NftablesBackend(Backend):
     kernel_expiry = True
     # set and map names inside the table, by purpose and address family
     SETS = {"allow4": "allow4", "allow6": "allow6", "dnat4": "dnat4", "dnat6": "dnat6",
-            "fwd4": "fwd4", "fwd6": "fwd6", "masq4": "masq4", "masq6": "masq6"}
+            "fwd4": "fwd4", "fwd6": "fwd6", "masq4": "masq4", "masq6": "masq6",
+            "fwdall4": "fwdall4", "fwdall6": "fwdall6", "masqall4": "masqall4",
+            "masqall6": "masqall6"}
 
     def __init__(self, protect_ports=(), nft: str = "nft", table: str = TABLE,
                  nat: bool = False) -> None:
@@ -63,6 +66,8 @@ class NftablesBackend(Backend):
             lines.append("add set %s fwd%s { type %s . %s . inet_proto . inet_service; flags timeout; }"
                          % (t, fam, addr, addr))
             lines.append("add set %s masq%s { type %s . %s; flags timeout; }" % (t, fam, addr, addr))
+            lines.append("add set %s fwdall%s { type %s; flags timeout; }" % (t, fam, addr))
+            lines.append("add set %s masqall%s { type %s; flags timeout; }" % (t, fam, addr))
         lines.append("add set %s protect { type inet_proto . inet_service; }" % t)
         lines.append("flush set %s protect" % t)
         if self.protect_ports:
@@ -86,10 +91,14 @@ class NftablesBackend(Backend):
             "add rule %s forward ct state established,related accept" % t,
             "add rule %s forward ip saddr . ip daddr . meta l4proto . th dport @fwd4 accept" % t,
             "add rule %s forward ip6 saddr . ip6 daddr . meta l4proto . th dport @fwd6 accept" % t,
+            "add rule %s forward ip saddr @fwdall4 accept" % t,
+            "add rule %s forward ip6 saddr @fwdall6 accept" % t,
             "add rule %s prerouting dnat ip to ip saddr . meta l4proto . th dport map @dnat4" % t,
             "add rule %s prerouting dnat ip6 to ip6 saddr . meta l4proto . th dport map @dnat6" % t,
             "add rule %s postrouting ip saddr . ip daddr @masq4 masquerade" % t,
             "add rule %s postrouting ip6 saddr . ip6 daddr @masq6 masquerade" % t,
+            "add rule %s postrouting ip saddr @masqall4 masquerade" % t,
+            "add rule %s postrouting ip6 saddr @masqall6 masquerade" % t,
         ]
         return "\n".join(lines) + "\n"
 
@@ -117,6 +126,11 @@ class NftablesBackend(Backend):
                             "%s . %d" % (g.nat_ip, g.nat_port)))
             if g.masquerade or g.snat:
                 out.append(("masq" + fam, "%s . %s" % (g.address, g.nat_ip), None))
+        elif g.kind == "forward_all":
+            # the SPA gateway: forward everything from the client (FORWARD_ALL)
+            out.append(("fwdall" + fam, g.address, None))
+            if g.masquerade or g.snat:
+                out.append(("masqall" + fam, g.address, None))
         else:
             raise FirewallError("nftables backend: unsupported grant kind %s" % g.kind)
         return out
