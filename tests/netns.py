@@ -77,9 +77,12 @@ class Lab:
         self.procs.append(p)
         return p
 
-    def tcp_connect(self, ns: str, addr: str, port: int, timeout: float = 1.0) -> bool:
-        code = ("import socket,sys\ns=socket.create_connection((%r,%d),%r)\ns.close()"
-                % (addr, port, timeout))
+    def tcp_connect(self, ns: str, addr: str, port: int, timeout: float = 1.0, source=None) -> bool:
+        """Whether a TCP connection from namespace ``ns`` (optionally from address ``source``)
+        to addr:port succeeds within ``timeout`` seconds."""
+        src = "(%r, 0)" % source if source else "None"
+        code = ("import socket,sys\ns=socket.create_connection((%r,%d),%r,%s)\ns.close()"
+                % (addr, port, timeout, src))
         import sys
         return self.run(ns, sys.executable, "-c", code, check=False).returncode == 0
 

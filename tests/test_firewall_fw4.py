@@ -67,6 +67,8 @@ def test_fw4_grant_survives_reload_and_is_restored_after_restart(lab, tmp_path):
     fwknop(lab, lab.peer, "-A", "tcp/%d" % PORT, "-a", PEER, "-D", WAN, *KEYS, "--use-hmac")
     t0 = time.time()
     assert wait_until(lambda: lab.tcp_connect(lab.peer, WAN, PORT, 0.3), 1.0)
+    lab.run(lab.peer, "ip", "addr", "add", "10.213.0.3/24", "dev", "wan0")
+    assert not lab.tcp_connect(lab.peer, WAN, PORT, 0.5, source="10.213.0.3"), "third address got in"
     lab.load()                                      # fw4 reload (every WAN reconnect)
     assert lab.tcp_connect(lab.peer, WAN, PORT, 0.5), "grant lost on fw4 reload"
     lab.run(lab.fw, "nft", "delete", "table", "inet", "fw4")   # service firewall restart
