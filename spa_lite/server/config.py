@@ -219,6 +219,9 @@ def _set_stanza(st: Stanza, kw: str, value: str, where: str, warnings: list) -> 
         warnings.append("%s: %s repeated in stanza %d (first at %s); the later value wins"
                         % (where, kw, st.number, st.seen[kw]))
     st.seen[kw] = where
+    if kw in ("KEY", "KEY_BASE64", "HMAC_KEY", "HMAC_KEY_BASE64") and value == PLACEHOLDER:
+        raise ConfigError("%s: %s is still the placeholder %s: set a real key (spa-lite keygen)"
+                          % (where, kw, PLACEHOLDER))
     try:
         if kw == "DESTINATION":
             st.destinations = parse_networks(value, where, kw)
@@ -227,23 +230,12 @@ def _set_stanza(st: Stanza, kw: str, value: str, where: str, warnings: list) -> 
         elif kw == "RESTRICT_PORTS":
             st.restrict_ports = parse_port_list(value, where, kw)
         elif kw == "KEY":
-            if value == PLACEHOLDER:
-                raise ConfigError("%s: KEY is still the placeholder %s: set a real key "
-                                  "(spa-lite keygen)" % (where, PLACEHOLDER))
             st.key = value.encode()
         elif kw == "KEY_BASE64":
-            if value == PLACEHOLDER:
-                raise ConfigError("%s: KEY_BASE64 is still the placeholder %s: set a real key "
-                                  "(spa-lite keygen)" % (where, PLACEHOLDER))
             st.key = b64decode_key(value, "%s: KEY_BASE64" % where)
         elif kw == "HMAC_KEY":
-            if value == PLACEHOLDER:
-                raise ConfigError("%s: HMAC_KEY is still the placeholder %s" % (where, PLACEHOLDER))
             st.hmac_key = value.encode()
         elif kw == "HMAC_KEY_BASE64":
-            if value == PLACEHOLDER:
-                raise ConfigError("%s: HMAC_KEY_BASE64 is still the placeholder %s: set a real "
-                                  "key (spa-lite keygen)" % (where, PLACEHOLDER))
             st.hmac_key = b64decode_key(value, "%s: HMAC_KEY_BASE64" % where)
         elif kw == "HMAC_DIGEST_TYPE":
             st.hmac_type = digest_name(value)
