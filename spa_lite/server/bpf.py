@@ -6,7 +6,7 @@ the kernel: such packets are dropped there (SPA clients never send them). Everyt
 is left to Python (frames.py), which re-checks what it parses.
 """
 
-import ctypes
+from array import array
 import socket
 import struct
 
@@ -80,16 +80,17 @@ def pack(program) -> bytes:
     return b"".join(struct.pack("HBBI", c, jt, jf, k) for c, jt, jf, k in program)
 
 
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-
 def attach(sock: socket.socket, program) -> None:
-    """Attach the program to a socket (SO_ATTACH_FILTER)."""
-    raw = pack(program)
-    buf = ctypes.create_string_buffer(raw, len(raw))
-    fprog = _SockFprog(len(program), ctypes.addressof(buf))
-    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(fprog))
+    """Attach the program to a socket (SO_ATTACH_FILTER).
+
+    struct sock_fprog is {unsigned short len; struct sock_filter *filter}: the pointer is the
+    address of an ``array`` buffer (buffer_info), so no ctypes is needed; OpenWrt ships ctypes
+    in a separate package (python3-ctypes) that python3-light does not include.
+    """
+    buf = array("B", pack(program))
+    fprog = struct.pack("@HP", len(program), buf.buffer_info()[0])
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+    del buf                       # kept alive until the kernel has copied the program
 
 
 def run(program, packet: bytes, pkttype: int = 0) -> int:
