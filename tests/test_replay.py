@@ -188,3 +188,14 @@ def test_no_floor_when_aging_is_off_or_guard_disabled(tmp_path):
 def test_replay_key_never_raises(payload):
     assert len(replay_key(payload)) == 43
     assert len(fwknopd_key(payload)) == 43
+
+
+def test_missing_run_directory_is_created_private(tmp_path):
+    """/var/run is tmpfs on OpenWrt: after a reboot the digest file's directory is gone too."""
+    path = tmp_path / "run" / "spa-lite" / "digest.cache"
+    c = ReplayCache(str(path), max_age=120)
+    c.load(1000)
+    c.add("y" * 43, packet_time=1000, now=1000)
+    assert c.write_errors == 0
+    assert (path.parent.stat().st_mode & 0o777) == 0o700
+    assert "y" * 43 in path.read_text()

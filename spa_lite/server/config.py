@@ -350,10 +350,14 @@ def _check_perms(path: str, warnings: list) -> None:
                         % (path, mode & 0o777, path))
 
 
-def parse_access(path: str, warnings: list, text: str = None):
-    """Stanzas from an access.conf (and what it includes), in fwknopd's order."""
+def parse_access(path: str, warnings: list, text: str = None, entries=None):
+    """Stanzas from an access.conf (and what it includes), in fwknopd's order; or from
+    ready-made ``(where, KEYWORD, value)`` entries (the uci config)."""
     stanzas = []
-    _parse_access_file(path, text, stanzas, warnings, 0, set())
+    if entries is not None:
+        _parse_access_entries(path, entries, stanzas, warnings, 0, set())
+    else:
+        _parse_access_file(path, text, stanzas, warnings, 0, set())
     if not stanzas:
         raise ConfigError("%s: no access stanzas (a stanza starts with a SOURCE line)" % path)
     for st in stanzas:
@@ -368,9 +372,12 @@ def _parse_access_file(path, text, stanzas, warnings, depth, stack):
     real = os.path.realpath(path)
     if real in stack:
         raise ConfigError("%s: include loop" % path)
-    stack = stack | {real}
+    _parse_access_entries(path, config_lines(text, path), stanzas, warnings, depth, stack | {real})
+
+
+def _parse_access_entries(path, entries, stanzas, warnings, depth, stack):
     current = stanzas[-1] if stanzas else None
-    for where, kw, value in config_lines(text, path):
+    for where, kw, value in entries:
         kwu = kw.upper()
         if kwu in ("%INCLUDE", "%INCLUDE_FOLDER", "%INCLUDE_KEYS"):
             if depth >= MAX_INCLUDE_DEPTH:
@@ -479,10 +486,10 @@ class ServerConfig:
         self.where = {k: "default" for k in self.values}
         self.warnings = []
 
-    def load(self, path: str, text: str = None) -> None:
-        if text is None:
-            text = read_text(path)
-        for where, kw, value in config_lines(text, path):
+    def load(self, path: str, text: str = None, entries=None) -> None:
+        if entries is None:
+            entries = config_lines(read_text(path) if text is None else text, path)
+        for where, kw, value in entries:
             kw = ALIASES.get(kw.upper(), kw.upper())
             if kw in FWKNOPD_IGNORED:
                 continue

@@ -122,6 +122,10 @@ class ReplayCache:
             with open(self.path, "rb") as fh:
                 data = fh.read()
         except FileNotFoundError:
+            try:   # /var/run is tmpfs on a router: the directory is gone after a reboot too
+                os.makedirs(os.path.dirname(self.path) or ".", 0o700, exist_ok=True)
+            except OSError:
+                pass   # the rewrite below then counts a write error
             if self.guard_state_loss and self.aging:
                 self.state_lost = True
                 self.anchor = self.uptime() if self.guard_state_loss == "start" else 0.0
