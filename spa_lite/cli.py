@@ -29,6 +29,10 @@ def _add_rc_options(p) -> None:
     p.add_argument("-n", "--named-config", metavar="NAME", help="use the [NAME] stanza of the rc file")
     p.add_argument("--rc-file", metavar="FILE", help="rc file (default ~/.fwknoprc)")
     p.add_argument("--no-rc-file", action="store_true", help="do not read any rc file")
+    p.add_argument("--uci", action="store_true",
+                   help="use client section NAME of /etc/config/spa-lite (OpenWrt; the default "
+                        "for -n when there is no ~/.fwknoprc)")
+    p.add_argument("--uci-file", metavar="FILE", help="the same from this uci file")
 
 
 def build_parser():
@@ -80,6 +84,9 @@ def build_parser():
     k.add_argument("--hmac-digest-type", default="sha256", metavar="TYPE", help="default sha256")
     k.add_argument("-K", "--key-gen-file", metavar="FILE", help="write the keys to FILE (mode 0600)")
     k.add_argument("--qr", action="store_true", help="also show the Fwknop2 app's QR code")
+    k.add_argument("--save-uci", metavar="SECTION",
+                   help="also write the keys into access section SECTION of /etc/config/spa-lite")
+    k.add_argument("--uci-file", metavar="FILE", help="uci file for --save-uci")
 
     d = sub.add_parser("decode", help="verify and decrypt one SPA packet", epilog=EXIT_CODES_HELP)
     d.add_argument("data", nargs="?", help="SPA data (default: read stdin)")
@@ -94,6 +101,12 @@ def build_parser():
     v.add_argument("--access-folder", metavar="DIR", help="read every *.conf in DIR as access files")
     v.add_argument("-O", "--override-config", metavar="FILE", action="append",
                    help="fwknopd.conf-style file whose entries override (repeatable)")
+    v.add_argument("--uci", action="store_true",
+                   help="read settings and access sections from /etc/config/spa-lite (OpenWrt)")
+    v.add_argument("--uci-file", metavar="FILE",
+                   help="the same from this uci file (also takes /etc/config/fwknopd)")
+    v.add_argument("--check-config", action="store_true",
+                   help="validate, print 'enabled=.. network=.. device=.. capture=..', exit")
     v.add_argument("-i", "--interface", metavar="IFACE", help="capture interface (PCAP_INTF)")
     v.add_argument("-P", "--pcap-filter", metavar="FILTER", help="e.g. 'udp port 62201' (PCAP_FILTER)")
     v.add_argument("-U", "--udp-server", action="store_true", help="plain UDP socket instead of capture")
@@ -108,6 +121,16 @@ def build_parser():
     v.add_argument("--json", action="store_true", help="one JSON object per examined packet on stdout")
     v.add_argument("--fw-list", action="store_true", help="show live grants with remaining time, then exit")
     v.add_argument("--fw-flush", action="store_true", help="remove everything spa-lite added, then exit")
+    m = sub.add_parser("migrate", help="convert fwknopd's config into /etc/config/spa-lite (uci)",
+                       epilog=EXIT_CODES_HELP)
+    m.add_argument("--from-uci", metavar="FILE", help="fwknopd's uci file (/etc/config/fwknopd)")
+    m.add_argument("-c", "--config-file", metavar="FILE",
+                   help="fwknopd.conf (default /etc/fwknop/fwknopd.conf)")
+    m.add_argument("-a", "--access-file", metavar="FILE",
+                   help="access.conf (default /etc/fwknop/access.conf)")
+    m.add_argument("-o", "--output", metavar="FILE",
+                   help="write here (mode 0600) instead of stdout, e.g. /etc/config/spa-lite")
+    m.add_argument("--force", action="store_true", help="replace an existing --output file")
     return parser
 
 
@@ -116,12 +139,15 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_usage(sys.stderr)
-        sys.stderr.write("spa-lite: error: a command is required (send, keygen, decode, server)\n")
+        sys.stderr.write("spa-lite: error: a command is required (send, keygen, decode, server, migrate)\n")
         return EXIT_USAGE
     try:
         if args.command == "server":
             from spa_lite.server.main import cmd_server
             return cmd_server(args)
+        if args.command == "migrate":
+            from spa_lite.migrate import cmd_migrate
+            return cmd_migrate(args)
         from spa_lite.client import commands
         handler = {"send": commands.cmd_send, "keygen": commands.cmd_keygen,
                    "decode": commands.cmd_decode}[args.command]

@@ -9,7 +9,7 @@ import sys
 import time
 
 from spa_lite.client import keygen as keygen_mod
-from spa_lite.client.rcfile import default_rc_path, load_rc
+from spa_lite.client.rcfile import default_rc_path, load_rc, load_uci_client
 from spa_lite.client.request import Setting, build_request, key_from
 from spa_lite.client.show import format_fields
 from spa_lite.core import message as core_message
@@ -73,14 +73,23 @@ def _terminal_prompt():
 
 def load_settings(args, options: dict):
     """``get(VAR)`` over command line, then the rc stanza, then [default]."""
-    rc = {}
-    if not getattr(args, "no_rc_file", False):
-        path = args.rc_file or default_rc_path()
+    rc, warnings = {}, []
+    no_rc = getattr(args, "no_rc_file", False)
+    path = args.rc_file or default_rc_path()
+    uci_file = getattr(args, "uci_file", None)
+    if not uci_file and (getattr(args, "uci", False) or (
+            args.named_config and not no_rc and not args.rc_file and not os.path.exists(path))):
+        from spa_lite.uci import DEFAULT_PATH   # a router: no ~/.fwknoprc, maybe a client section
+        if getattr(args, "uci", False) or os.path.exists(DEFAULT_PATH):
+            uci_file = DEFAULT_PATH
+    if uci_file:
+        rc, warnings = load_uci_client(uci_file, args.named_config)
+    elif not no_rc:
         rc, warnings = load_rc(path, args.named_config, required=bool(args.rc_file))
-        for w in warnings:
-            _warn(w, getattr(args, "quiet", False))
     elif args.named_config:
         raise UsageError("-n/--named-config needs an rc file (drop --no-rc-file)")
+    for w in warnings:
+        _warn(w, getattr(args, "quiet", False))
     cli = {}
     for dest, (var, flag) in options.items():
         v = getattr(args, dest, None)
@@ -158,6 +167,8 @@ def cmd_keygen(args) -> int:
         _write_private(args.key_gen_file, lines)
     else:
         sys.stdout.write(lines)
+    if args.save_uci:
+        _save_keys_to_uci(args.uci_file, args.save_uci, key_b64, hmac_b64, hmac_type)
     if args.qr:
         payload = keygen_mod.qr_payload(key_b64, hmac_b64)
         art = keygen_mod.render_qr(payload)
@@ -167,6 +178,24 @@ def cmd_keygen(args) -> int:
         else:
             sys.stdout.write(art)
     return 0
+
+
+def _save_keys_to_uci(path, section: str, key_b64: str, hmac_b64: str, hmac_type: str) -> None:
+    """Put the keys into an access section of the uci config (OpenWrt onboarding: the phone
+    scans the QR, the router keeps the same keys)."""
+    from spa_lite import uci
+    path = path or uci.DEFAULT_PATH
+    values = {"key_base64": key_b64, "hmac_key_base64": hmac_b64}
+    if hmac_type != "sha256":
+        values["hmac_digest_type"] = hmac_type
+    exists = os.path.exists(path) and any(
+        s.name == section for s in uci.load(path))
+    if not exists:
+        values = dict(source="ANY", **values)   # a stanza starts with SOURCE
+    uci.set_section(path, "access", section, values)
+    sys.stderr.write("keys written to access section '%s' of %s%s; apply with: "
+                     "/etc/init.d/spa-lite reload\n"
+                     % (section, path, " (new, source ANY)" if not exists else ""))
 
 
 def _decode_keys(args):

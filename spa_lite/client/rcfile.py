@@ -62,17 +62,24 @@ def parse_rc_text(text: str, path: str):
             raise UsageError("%s: %s appears before any [stanza] header" % (where, var))
         if not value:
             raise UsageError("%s: %s has no value" % (where, var))
-        if var in UNSUPPORTED:
-            warnings.append("%s: %s is not supported by spa-lite; ignored" % (where, var))
-            if var == "USE_GPG" and value.upper().startswith("Y"):
-                raise UsageError("%s: GnuPG SPA is not supported by spa-lite; use Rijndael "
-                                 "keys (KEY_BASE64 / HMAC_KEY_BASE64)" % where)
-            continue
-        if var not in KNOWN:
-            warnings.append("%s: unknown variable %s; ignored" % (where, var))
-            continue
-        current[var] = RcValue(value, where)
+        if accept_var(var, value, where, warnings):
+            current[var] = RcValue(value, where)
     return stanzas, warnings
+
+
+def accept_var(var: str, value: str, where: str, warnings: list) -> bool:
+    """Whether an rc variable is one spa-lite uses; warns (or refuses GnuPG) otherwise.
+    Shared by ~/.fwknoprc and the uci ``client`` sections."""
+    if var in UNSUPPORTED:
+        warnings.append("%s: %s is not supported by spa-lite; ignored" % (where, var))
+        if var == "USE_GPG" and value.upper().startswith("Y"):
+            raise UsageError("%s: GnuPG SPA is not supported by spa-lite; use Rijndael "
+                             "keys (KEY_BASE64 / HMAC_KEY_BASE64)" % where)
+        return False
+    if var not in KNOWN:
+        warnings.append("%s: unknown variable %s; ignored" % (where, var))
+        return False
+    return True
 
 
 def default_rc_path() -> str:
@@ -110,4 +117,27 @@ def load_rc(path: str, named: str = None, required: bool = False):
         merged.update(own)
     if mode & 0o077 and any(k in merged for k in ("KEY", "KEY_BASE64", "HMAC_KEY", "HMAC_KEY_BASE64")):
         warnings.append("%s: holds keys but is readable by others; run chmod 600 %s" % (path, path))
+    return merged, warnings
+
+
+def load_uci_client(path: str, named: str):
+    """Variables of the uci ``client`` section ``named`` (OpenWrt: a router knocking from
+    cron), with the same checks and warnings as an rc stanza."""
+    from spa_lite import uci
+    if not named:
+        raise UsageError("%s: name the client section with -n NAME" % path)
+    stanzas = uci.client_stanzas(uci.load(path))
+    if named not in stanzas:
+        raise UsageError("%s: no client section '%s' (have: %s)"
+                         % (path, named, ", ".join(sorted(stanzas)) or "none"))
+    merged, warnings = {}, []
+    for var, value, where in stanzas[named]:
+        if var != "ENABLED" and accept_var(var, value, where, warnings):
+            merged[var] = RcValue(value, where)
+    try:
+        if os.stat(path).st_mode & 0o077:
+            warnings.append("%s: holds keys but is readable by others; run chmod 600 %s"
+                            % (path, path))
+    except OSError:
+        pass
     return merged, warnings

@@ -156,6 +156,7 @@ class Stanza:
         self.forward_all = False
         self.gpg = False
         self.seen = {}                    # keyword -> where (for messages)
+        self.raw = []                     # (KEYWORD, value) as written, for spa-lite migrate
 
     def matches(self, src: str, dst: str) -> bool:
         """SOURCE (and DESTINATION, if set) against the IP header addresses."""
@@ -219,6 +220,7 @@ def _set_stanza(st: Stanza, kw: str, value: str, where: str, warnings: list) -> 
         warnings.append("%s: %s repeated in stanza %d (first at %s); the later value wins"
                         % (where, kw, st.number, st.seen[kw]))
     st.seen[kw] = where
+    st.raw.append((kw, value))
     if kw in ("KEY", "KEY_BASE64", "HMAC_KEY", "HMAC_KEY_BASE64") and value == PLACEHOLDER:
         raise ConfigError("%s: %s is still the placeholder %s: set a real key (spa-lite keygen)"
                           % (where, kw, PLACEHOLDER))
@@ -340,7 +342,7 @@ def _finish_stanza(st: Stanza) -> None:
                           % (st.where, st.number))
 
 
-def _check_perms(path: str, warnings: list) -> None:
+def check_perms(path: str, warnings: list) -> None:
     try:
         mode = os.stat(path).st_mode
     except OSError:
@@ -368,7 +370,7 @@ def parse_access(path: str, warnings: list, text: str = None, entries=None):
 def _parse_access_file(path, text, stanzas, warnings, depth, stack):
     if text is None:
         text = read_text(path)
-        _check_perms(path, warnings)
+        check_perms(path, warnings)
     real = os.path.realpath(path)
     if real in stack:
         raise ConfigError("%s: include loop" % path)
@@ -386,7 +388,7 @@ def _parse_access_entries(path, entries, stanzas, warnings, depth, stack):
             if kwu == "%INCLUDE":
                 _parse_access_file(target, read_text(target, where), stanzas, warnings,
                                    depth + 1, stack)
-                _check_perms(target, warnings)
+                check_perms(target, warnings)
             elif kwu == "%INCLUDE_FOLDER":
                 try:
                     names = sorted(n for n in os.listdir(target) if n.endswith(".conf"))
@@ -401,7 +403,7 @@ def _parse_access_entries(path, entries, stanzas, warnings, depth, stack):
                 for w2, k2, v2 in config_lines(read_text(target, where), target):
                     if k2.upper() in KEY_KEYWORDS:
                         _set_stanza(current, k2.upper(), v2, w2, warnings)
-                _check_perms(target, warnings)
+                check_perms(target, warnings)
             current = stanzas[-1] if stanzas else None
             continue
         if not value:
@@ -409,6 +411,7 @@ def _parse_access_entries(path, entries, stanzas, warnings, depth, stack):
         if kwu == "SOURCE":
             current = Stanza(len(stanzas) + 1, where)
             current.sources = parse_networks(value, where, "SOURCE")
+            current.raw.append(("SOURCE", value))
             stanzas.append(current)
             continue
         if current is None:

@@ -5,6 +5,7 @@ a terminal (logs on stderr). ``--json`` prints one JSON object per examined pack
 """
 
 import os
+import re
 import sys
 import time
 
@@ -52,12 +53,33 @@ def open_sources(s):
         raise UsageError("cannot open capture on %s: %s" % (where, getattr(exc, "strerror", None) or exc))
 
 
+def check_line(s) -> str:
+    """``--check-config``: one line of shell-safe words for the OpenWrt init script, which
+    splits it on spaces (so the names are checked here, never passed on unchecked)."""
+    words = []
+    for key, value, pattern in (
+            ("enabled", s.init.get("enabled", "1"), r"[01]"),
+            ("network", s.init.get("network", ""), r"[A-Za-z0-9_.-]{0,64}"),
+            ("device", s.interface if s.conf.where["PCAP_INTF"] != "default" else "",
+             r"[A-Za-z0-9_.:@-]{0,15}"),
+            ("capture", s.capture, r"packet|udp|pcap")):
+        if not re.fullmatch(pattern, value):
+            raise UsageError("%s: %s %r is not a valid name"
+                             % (s.conf.where.get("PCAP_INTF") if key == "device" else
+                                s.uci_file or "config", key, value))
+        words.append("%s=%s" % (key, value or "-"))
+    return " ".join(words)
+
+
 def cmd_server(args) -> int:
     s = settings_mod.load(args)
     for w in s.warnings:
         sys.stderr.write("spa-lite server: warning: %s\n" % w)
     if args.dump_config:
         sys.stdout.write(settings_mod.dump(s))
+        return 0
+    if args.check_config:
+        sys.stdout.write(check_line(s) + "\n")
         return 0
     backend = choose_backend(s)
     if args.fw_list or args.fw_flush:

@@ -3,6 +3,7 @@
 
 import os
 
+from spa_lite import uci
 from spa_lite.server import config
 from spa_lite.server.config import ConfigError, ServerConfig, parse_access, parse_pcap_filter
 from spa_lite.server.policy import PolicyOptions
@@ -37,15 +38,25 @@ class Settings:
         self.flush_at_exit = False
         self.junk_interval = 60
         self.access_files = []
+        self.uci_file = None
+        self.init = {}                 # uci options for the init script (enabled, network)
 
 
 def load(args) -> Settings:
     """Build Settings from parsed ``spa-lite server`` arguments; raises ConfigError."""
     s = Settings()
     conf = ServerConfig()
-    conf_path = args.config_file or os.path.join(DEFAULT_CONF_DIR, "fwknopd.conf")
-    if args.config_file or os.path.exists(conf_path):
-        conf.load(conf_path)
+    s.uci_file = args.uci_file or (uci.DEFAULT_PATH if args.uci else None)
+    if s.uci_file:
+        if args.config_file:
+            raise ConfigError("-c/--config-file and --uci are alternatives; give one")
+        sections = uci.load(s.uci_file)
+        entries, s.init = uci.server_entries(sections, s.uci_file)
+        conf.load(s.uci_file, entries=entries)
+    else:
+        conf_path = args.config_file or os.path.join(DEFAULT_CONF_DIR, "fwknopd.conf")
+        if args.config_file or os.path.exists(conf_path):
+            conf.load(conf_path)
     if args.override_config:
         for path in args.override_config:
             conf.load(path)
@@ -104,6 +115,12 @@ def load(args) -> Settings:
                              test_mode=s.test, use_xff=conf.flag("ENABLE_X_FORWARDED_FOR"))
 
     # access stanzas
+    if s.uci_file:
+        entries = uci.access_entries(sections)
+        if not entries:
+            raise ConfigError("%s: no enabled access section" % s.uci_file)
+        s.stanzas += parse_access(s.uci_file, s.warnings, entries=entries)
+        config.check_perms(s.uci_file, s.warnings)
     files = []
     if args.access_file:
         files.append(args.access_file)
@@ -113,7 +130,7 @@ def load(args) -> Settings:
             files += [os.path.join(folder, n) for n in sorted(os.listdir(folder)) if n.endswith(".conf")]
         except OSError as exc:
             raise ConfigError("%s: cannot list access folder: %s" % (folder, exc.strerror))
-    if not files:
+    if not files and not s.uci_file:
         acc = conf.get("ACCESS_FILE")
         if not os.path.isabs(acc):
             acc = os.path.join(conf.get("FWKNOP_CONF_DIR"), acc)
