@@ -331,3 +331,44 @@ def test_keep_d_and_conffiles_cover_the_keys(root):
     keep = (root / "lib" / "upgrade" / "keep.d" / "spa-lite").read_text().split()
     conffiles = (root / "usr" / "lib" / "opkg" / "info" / "spa-lite.conffiles").read_text().split()
     assert "/etc/config/spa-lite" in keep and "/etc/config/spa-lite" in conffiles
+
+
+# Stdlib modules OpenWrt splits out of python3-light into their own packages
+# (lang/python/python3/files/python3-package-*.mk): importing one would need a dependency.
+OPENWRT_SPLIT = {
+    "asyncio", "ctypes", "dbm", "decimal", "_decimal", "logging", "lzma", "_lzma",
+    "multiprocessing", "ssl", "_ssl", "_hashlib", "pydoc", "readline", "curses", "sqlite3",
+    "unittest", "urllib", "email", "uuid", "venv", "xml", "cgi", "distutils", "lib2to3",
+    "ensurepip", "idlelib", "tkinter", "_codecs_cn", "_codecs_hk", "_codecs_jp", "_codecs_kr",
+    "_codecs_tw", "_multibytecodec", "http",
+}
+OPTIONAL = {"Crypto", "Cryptodome", "cryptolib", "ucryptolib", "micropython", "uhashlib",
+            "ubinascii", "utime"}   # guarded imports: pycryptodome, MicroPython
+
+
+def test_everything_imported_is_in_python3_light():
+    """Every import in spa_lite, lazy ones included, is spa_lite itself, python3-light's
+    stdlib or a guarded optional module; none needs a split-out OpenWrt package."""
+    import ast
+    found = {}
+    for d, _, fs in os.walk(os.path.join(REPO, "spa_lite")):
+        for f in fs:
+            if not f.endswith(".py"):
+                continue
+            path = os.path.join(d, f)
+            with open(path, encoding="utf-8") as fh:
+                tree = ast.parse(fh.read(), path)
+            for node in ast.walk(tree):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                    names = [node.module]
+                for n in names:
+                    found.setdefault(n.split(".")[0], set()).add(os.path.relpath(path, REPO))
+    assert "spa_lite" in found and "socket" in found      # the scan sees real imports
+    bad = {m: sorted(w) for m, w in found.items() if m in OPENWRT_SPLIT}
+    assert not bad, "needs an OpenWrt package beyond python3-light: %s" % bad
+    unknown = {m for m in found if m not in OPTIONAL and m != "spa_lite"
+               and m not in sys.stdlib_module_names}
+    assert not unknown, unknown
