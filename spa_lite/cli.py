@@ -4,6 +4,7 @@ Kept import-light: each subcommand imports its own modules, so ``spa-lite send``
 pay for the server (and the server not for the client).
 """
 
+import os
 import sys
 
 from spa_lite import __version__
@@ -35,16 +36,47 @@ def _add_rc_options(p) -> None:
     p.add_argument("--uci-file", metavar="FILE", help="the same from this uci file")
 
 
-def build_parser():
+COMMANDS = {   # name -> help; FILLERS (below) declares each one's options
+    "send": "build and send one SPA packet (like fwknop)",
+    "keygen": "generate keys (like fwknop --key-gen)",
+    "decode": "verify and decrypt one SPA packet",
+    "server": "the SPA daemon (fwknopd-compatible options and files)",
+    "migrate": "convert fwknopd's config into /etc/config/spa-lite (uci)",
+}
+
+
+def build_parser(only=None):
+    """The argument parser. With ``only``, just that subcommand's options are declared:
+    building all of them costs a cron knock several milliseconds for nothing."""
     import argparse
+
+    class Formatter(argparse.HelpFormatter):
+        """Asks for the terminal width once, not once per declared option, and without
+        shutil (whose import pulls in zlib, bz2 and lzma): 3 ms of a cron knock."""
+        width = None
+
+        def __init__(self, prog):
+            if Formatter.width is None:
+                try:
+                    cols = int(os.environ.get("COLUMNS", "0")) or \
+                        os.get_terminal_size(sys.__stdout__.fileno()).columns
+                except (AttributeError, ValueError, OSError):
+                    cols = 80                   # shutil.get_terminal_size's fallback
+                Formatter.width = cols - 2
+            super().__init__(prog, width=Formatter.width)
+
     parser = argparse.ArgumentParser(
         prog="spa-lite", description="fwknop-compatible Single Packet Authorization.",
-        epilog=EXIT_CODES_HELP)
+        epilog=EXIT_CODES_HELP, formatter_class=Formatter)
     parser.add_argument("-V", "--version", action="version", version="spa-lite " + __version__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in (COMMANDS if only is None else (only,)):
+        FILLERS[name](sub.add_parser(name, help=COMMANDS[name], epilog=EXIT_CODES_HELP,
+                                     formatter_class=Formatter))
+    return parser
 
-    s = sub.add_parser("send", help="build and send one SPA packet (like fwknop)",
-                       epilog=EXIT_CODES_HELP)
+
+def _fill_send(s) -> None:
     s.add_argument("-A", "--access", metavar="PROTO/PORT[,...]", help="ports to open, e.g. tcp/22")
     s.add_argument("-a", "--allow-ip", metavar="IP", help="address to allow (IPv4 or IPv6)")
     s.add_argument("-s", "--source-ip", action="store_true",
@@ -78,7 +110,8 @@ def build_parser():
     _add_rc_options(s)
     _add_key_options(s)
 
-    k = sub.add_parser("keygen", help="generate keys (like fwknop --key-gen)", epilog=EXIT_CODES_HELP)
+
+def _fill_keygen(k) -> None:
     k.add_argument("--key-len", type=int, default=32, metavar="N", help="encryption key bytes (default 32)")
     k.add_argument("--hmac-key-len", type=int, metavar="N", help="HMAC key bytes (default by type)")
     k.add_argument("--hmac-digest-type", default="sha256", metavar="TYPE", help="default sha256")
@@ -88,14 +121,15 @@ def build_parser():
                    help="also write the keys into access section SECTION of /etc/config/spa-lite")
     k.add_argument("--uci-file", metavar="FILE", help="uci file for --save-uci")
 
-    d = sub.add_parser("decode", help="verify and decrypt one SPA packet", epilog=EXIT_CODES_HELP)
+
+def _fill_decode(d) -> None:
     d.add_argument("data", nargs="?", help="SPA data (default: read stdin)")
     d.add_argument("--json", action="store_true", help="print one JSON object")
     _add_rc_options(d)
     _add_key_options(d)
 
-    v = sub.add_parser("server", help="the SPA daemon (fwknopd-compatible options and files)",
-                       epilog=EXIT_CODES_HELP)
+
+def _fill_server(v) -> None:
     v.add_argument("-c", "--config-file", metavar="FILE", help="fwknopd.conf (default /etc/fwknop/fwknopd.conf)")
     v.add_argument("-a", "--access-file", metavar="FILE", help="access.conf (default from fwknopd.conf)")
     v.add_argument("--access-folder", metavar="DIR", help="read every *.conf in DIR as access files")
@@ -121,8 +155,8 @@ def build_parser():
     v.add_argument("--json", action="store_true", help="one JSON object per examined packet on stdout")
     v.add_argument("--fw-list", action="store_true", help="show live grants with remaining time, then exit")
     v.add_argument("--fw-flush", action="store_true", help="remove everything spa-lite added, then exit")
-    m = sub.add_parser("migrate", help="convert fwknopd's config into /etc/config/spa-lite (uci)",
-                       epilog=EXIT_CODES_HELP)
+
+def _fill_migrate(m) -> None:
     m.add_argument("--from-uci", metavar="FILE", help="fwknopd's uci file (/etc/config/fwknopd)")
     m.add_argument("-c", "--config-file", metavar="FILE",
                    help="fwknopd.conf (default /etc/fwknop/fwknopd.conf)")
@@ -131,11 +165,16 @@ def build_parser():
     m.add_argument("-o", "--output", metavar="FILE",
                    help="write here (mode 0600) instead of stdout, e.g. /etc/config/spa-lite")
     m.add_argument("--force", action="store_true", help="replace an existing --output file")
-    return parser
+
+
+FILLERS = {"send": _fill_send, "keygen": _fill_keygen, "decode": _fill_decode,
+           "server": _fill_server, "migrate": _fill_migrate}
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    first = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(first if first in COMMANDS else None)
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_usage(sys.stderr)

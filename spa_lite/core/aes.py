@@ -42,25 +42,18 @@ def _build_tables():
         s3 = s2 ^ s
         w = (s2 << 24) | (s << 16) | (s << 8) | s3
         si = inv[i]
-        s9 = _mul(si, 9)
-        sb = _mul(si, 11)
-        sd = _mul(si, 13)
-        se = _mul(si, 14)
+        x2 = _xtime(si)
+        x4 = _xtime(x2)
+        x8 = _xtime(x4)
+        s9 = x8 ^ si                            # 9, 11, 13, 14 times si in GF(2^8)
+        sb = x8 ^ x2 ^ si
+        sd = x8 ^ x4 ^ si
+        se = x8 ^ x4 ^ x2
         v = (se << 24) | (s9 << 16) | (sd << 8) | sb
         for r in range(4):
             te[r][i] = ((w >> (8 * r)) | (w << (32 - 8 * r))) & 0xFFFFFFFF
             td[r][i] = ((v >> (8 * r)) | (v << (32 - 8 * r))) & 0xFFFFFFFF
     return sbox, inv, te, td
-
-
-def _mul(a: int, b: int) -> int:
-    r = 0
-    while b:
-        if b & 1:
-            r ^= a
-        a = _xtime(a)
-        b >>= 1
-    return r
 
 
 SBOX, INV_SBOX, _TE, _TD = _build_tables()

@@ -208,6 +208,13 @@ def set_backend(name=None):
     raise SpaError("param", "AES backend %r is not available" % name)
 
 
+def prefer_backend(name: str) -> str:
+    """Use ``name`` unless a backend is already in use (a test or caller pinned one)."""
+    if _backend is None:
+        set_backend(name)
+    return _backend.name
+
+
 def backend_name() -> str:
     """Name of the AES backend in use (chosen on first use)."""
     if _backend is None:
