@@ -19,7 +19,12 @@ _VALID_EQ[61] = 1  # '='
 
 def b64encode(data: bytes) -> str:
     """Standard base64 of ``data`` with '=' padding removed (fwknop's ``strip_b64_eq``)."""
-    return binascii.b2a_base64(data)[:-1].rstrip(b"=").decode()
+    return b64encode_bytes(data).decode()
+
+
+def b64encode_bytes(data: bytes) -> bytes:
+    """``b64encode`` as bytes, for comparing against received data without a decode."""
+    return binascii.b2a_base64(data)[:-1].rstrip(b"=")
 
 
 def b64encode_padded(data: bytes) -> str:

@@ -7,9 +7,9 @@ is fwknop's only wrong-key detector. Salt and all other inputs come from the cal
 """
 
 from spa_lite.core import fields, limits, message
-from spa_lite.core.b64 import b64decode, b64encode, is_b64_text
+from spa_lite.core.b64 import b64decode, b64encode, b64encode_bytes, is_b64_text
 from spa_lite.core.cipher import DEFAULT_MODE, decrypt_salted, encrypt_salted
-from spa_lite.core.digests import DEFAULT_HMAC, b64_len, equal, hmac_b64
+from spa_lite.core.digests import DEFAULT_HMAC, b64_len, equal, hmac_b64, hmac_bytes
 from spa_lite.core.errors import SpaError
 
 PREFIX = limits.B64_RIJNDAEL_SALT
@@ -55,8 +55,22 @@ def build(msg, key: bytes, salt: bytes, mode: str = DEFAULT_MODE, hmac_key=None,
     return wire
 
 
+def hmac_ok(wire: bytes, hmac_key: bytes, hmac_type: str = DEFAULT_HMAC) -> bool:
+    """Whether base64 wire data ends with its correct HMAC (constant-time compare).
+
+    The HMAC covers the ciphertext text with the ``U2FsdGVkX1`` prefix put back. This is the
+    whole cost of rejecting junk, so the server calls it directly, before anything else
+    touches the key; ``unseal(..., hmac_checked=True)`` then skips the repeat."""
+    n = b64_len(hmac_type)
+    if len(wire) - n < limits.MIN_SPA_ENCODED_MSG_SIZE:
+        return False
+    end = len(wire) - n
+    mac = b64encode_bytes(hmac_bytes(hmac_type, hmac_key, _PREFIX_B + wire[:end]))
+    return equal(mac, wire[end:])
+
+
 def unseal(wire, key: bytes, mode: str = DEFAULT_MODE, hmac_key=None,
-           hmac_type: str = DEFAULT_HMAC) -> str:
+           hmac_type: str = DEFAULT_HMAC, hmac_checked: bool = False) -> str:
     """Verify the HMAC, decrypt and return the plaintext text (digest not yet checked)."""
     if isinstance(wire, str):
         wire = wire.encode()
@@ -71,9 +85,9 @@ def unseal(wire, key: bytes, mode: str = DEFAULT_MODE, hmac_key=None,
         n = b64_len(hmac_type)
         if len(wire) - n < limits.MIN_SPA_ENCODED_MSG_SIZE:
             raise SpaError("length", "SPA data too short for an HMAC-%s" % hmac_type)
-        ct, mac = _PREFIX_B + wire[:len(wire) - n], wire[len(wire) - n:]
-        if not equal(hmac_b64(hmac_type, hmac_key, ct), mac):
+        if not hmac_checked and not hmac_ok(wire, hmac_key, hmac_type):
             raise SpaError("hmac", "HMAC verification failed")
+        ct = _PREFIX_B + wire[:len(wire) - n]
     else:
         ct = _PREFIX_B + wire
     if len(ct) >= limits.MIN_GNUPG_MSG_SIZE:

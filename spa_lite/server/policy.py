@@ -17,6 +17,7 @@ from spa_lite.core.b64 import is_b64_text
 from spa_lite.core.errors import SpaError
 from spa_lite.server.model import (VERDICT_COMMAND, VERDICT_GRANT, VERDICT_JUNK, VERDICT_REJECT,
                                    VERDICT_REPLAY, Decision, Grant)
+from spa_lite.server.config import addr_key
 from spa_lite.server.replay import replay_key
 
 _PREFIX = limits.B64_RIJNDAEL_SALT.encode()
@@ -150,7 +151,8 @@ def decide(cand, stanzas, opts, replay, now: int) -> Decision:
     bad = precheck(payload)
     if bad:
         return Decision(VERDICT_JUNK, bad)
-    matching = [st for st in stanzas if st.matches(cand.src, cand.dst)]
+    src, dst = addr_key(cand.src), addr_key(cand.dst)
+    matching = [st for st in stanzas if st.matches_keys(src, dst)]
     if not matching:
         return Decision(VERDICT_JUNK, "no access stanza for source %s" % cand.src)
     digest = replay_key(payload) if opts.replay_check else None
@@ -167,8 +169,12 @@ def decide(cand, stanzas, opts, replay, now: int) -> Decision:
         if len(payload) >= limits.MIN_GNUPG_MSG_SIZE and not st.enable_cmd_exec:
             last_error = last_error or "too long for a Rijndael packet"
             continue
+        if st.hmac_key is not None and not wire.hmac_ok(payload, st.hmac_key, st.hmac_type):
+            last_error = "HMAC verification failed"     # junk stops here, before any decryption
+            continue
         try:
-            msg = message.decode(wire.unseal(payload, st.key, st.mode, st.hmac_key, st.hmac_type))
+            msg = message.decode(wire.unseal(payload, st.key, st.mode, st.hmac_key, st.hmac_type,
+                                             hmac_checked=True))
         except SpaError as exc:
             last_error = {"hmac": "HMAC verification failed",
                           "decrypt": "decryption failed (wrong key or mode)"}.get(exc.code, str(exc))
