@@ -16,6 +16,18 @@ RCVBUF = 4 * 1024 * 1024
 MAX_PAYLOAD_READ = 65535
 
 
+def _big_rcvbuf(sock) -> None:
+    """A 4 MiB receive queue, so a knock that arrives during a junk burst waits in the
+    kernel instead of being dropped. As root SO_RCVBUFFORCE passes net.core.rmem_max (about
+    200 KiB by default, a few hundred packets); otherwise the capped SO_RCVBUF is the best."""
+    for opt in (getattr(socket, "SO_RCVBUFFORCE", 33), socket.SO_RCVBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, opt, RCVBUF)
+            return
+        except OSError:
+            continue
+
+
 class PacketSocketSource:
     """A cooked AF_PACKET socket on one interface with the SPA BPF filter in the kernel."""
 
@@ -25,10 +37,7 @@ class PacketSocketSource:
         try:
             # Filter first, then bind: no unfiltered packet can be queued in between.
             bpf.attach(self.sock, bpf.compile_filter(protos, lo, hi, any_direction))
-            try:
-                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
-            except OSError:
-                pass
+            _big_rcvbuf(self.sock)
             self.sock.bind((ifname, ETH_P_ALL))
             self.sock.setblocking(False)
         except OSError:
@@ -75,6 +84,7 @@ class UdpSource:
                 s = socket.socket(family, socket.SOCK_DGRAM)
                 if family == socket.AF_INET6:
                     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                _big_rcvbuf(s)
                 s.bind((addr, port))
                 s.setblocking(False)
                 self.socks.append((s, "0.0.0.0" if family == socket.AF_INET else "::"))
