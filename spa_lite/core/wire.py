@@ -55,18 +55,20 @@ def build(msg, key: bytes, salt: bytes, mode: str = DEFAULT_MODE, hmac_key=None,
     return wire
 
 
-def hmac_ok(wire: bytes, hmac_key: bytes, hmac_type: str = DEFAULT_HMAC) -> bool:
+def hmac_ok(wire: bytes, hmac_key: bytes, hmac_type: str = DEFAULT_HMAC, mac=None) -> bool:
     """Whether base64 wire data ends with its correct HMAC (constant-time compare).
 
     The HMAC covers the ciphertext text with the ``U2FsdGVkX1`` prefix put back. This is the
     whole cost of rejecting junk, so the server calls it directly, before anything else
-    touches the key; ``unseal(..., hmac_checked=True)`` then skips the repeat."""
+    touches the key, with ``mac`` = digests.hmac_function(hmac_type, hmac_key) prepared once;
+    ``unseal(..., hmac_checked=True)`` then skips the repeat."""
     n = b64_len(hmac_type)
     if len(wire) - n < limits.MIN_SPA_ENCODED_MSG_SIZE:
         return False
     end = len(wire) - n
-    mac = b64encode_bytes(hmac_bytes(hmac_type, hmac_key, _PREFIX_B + wire[:end]))
-    return equal(mac, wire[end:])
+    data = _PREFIX_B + wire[:end]
+    raw = mac(data) if mac is not None else hmac_bytes(hmac_type, hmac_key, data)
+    return equal(b64encode_bytes(raw), wire[end:])
 
 
 def unseal(wire, key: bytes, mode: str = DEFAULT_MODE, hmac_key=None,

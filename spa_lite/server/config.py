@@ -18,7 +18,7 @@ import time
 
 from spa_lite.core.b64 import b64decode_key
 from spa_lite.core.cipher import check_key, mode_name
-from spa_lite.core.digests import digest_name
+from spa_lite.core.digests import digest_name, hmac_function
 from spa_lite.core.errors import SpaError
 from spa_lite.core.fields import parse_ipv4
 from spa_lite.errors import UsageError
@@ -185,10 +185,17 @@ class Stanza:
         self.seen = {}                    # keyword -> where (for messages)
         self.raw = []                     # (KEYWORD, value) as written, for spa-lite migrate
         self._keys = None                 # (sources, destinations) as net_keys, on first use
+        self._mac = None                  # prepared HMAC function, on first use
 
     def matches(self, src: str, dst: str) -> bool:
         """SOURCE (and DESTINATION, if set) against the IP header addresses."""
         return self.matches_keys(addr_key(src), addr_key(dst))
+
+    def mac_function(self):
+        """The stanza's HMAC as a prepared function (digests.hmac_function), made once."""
+        if self._mac is None:
+            self._mac = hmac_function(self.hmac_type, self.hmac_key)
+        return self._mac
 
     def matches_keys(self, src, dst) -> bool:
         """``matches`` for addresses already turned into ``addr_key`` form: the server does

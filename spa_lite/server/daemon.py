@@ -85,7 +85,7 @@ class Daemon:
     def _act(self, cand, d, now: int):
         if d.verdict == VERDICT_COMMAND:
             return self._command(d, cand, d.command, now)
-        if d.verdict != VERDICT_GRANT:
+        if d.verdict != VERDICT_GRANT:          # junk, replay, reject: nothing to do
             return None, None
         if d.command:   # CMD_CYCLE stanza: the command is the grant
             return self._cycle_open(cand, d, now)

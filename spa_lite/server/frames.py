@@ -29,7 +29,9 @@ def _v6(b: bytes) -> str:
     return str(ipaddress.IPv6Address(b))
 
 
-def _l4(proto: int, seg: bytes, src: str, dst: str, now: float):
+def _l4(proto: int, seg: bytes, src: bytes, dst: bytes, now: float):
+    """The Candidate for a TCP/UDP segment; ``src``/``dst`` are the packed addresses, passed
+    on as text and as integers (stanza matching needs no re-parse of the text)."""
     # Header fields are read byte-wise: cheaper than struct calls, and this runs per packet.
     if proto == IPPROTO_UDP:
         if len(seg) < 8:
@@ -51,7 +53,11 @@ def _l4(proto: int, seg: bytes, src: str, dst: str, now: float):
         return None
     if not payload:
         return None
-    return Candidate(src, dst, name, sport, dport, bytes(payload), now)
+    if len(src) == 4:
+        return Candidate(_v4(src), _v4(dst), name, sport, dport, bytes(payload), now,
+                         keys=((4, int.from_bytes(src, "big")), (4, int.from_bytes(dst, "big"))))
+    return Candidate(_v6(src), _v6(dst), name, sport, dport, bytes(payload), now,
+                     keys=((6, int.from_bytes(src, "big")), (6, int.from_bytes(dst, "big"))))
 
 
 def parse_ip(packet: bytes, now: float):
@@ -67,13 +73,13 @@ def parse_ip(packet: bytes, now: float):
         if packet[6] & 0x3F or packet[7]:        # MF set or an offset: a fragment
             return None
         end = min(total, len(packet))
-        return _l4(packet[9], packet[ihl:end], _v4(packet[12:16]), _v4(packet[16:20]), now)
+        return _l4(packet[9], packet[ihl:end], packet[12:16], packet[16:20], now)
     if version == 6:
         if len(packet) < 40:
             return None
         plen = struct.unpack_from("!H", packet, 4)[0]
         nxt = packet[6]
-        src, dst = _v6(packet[8:24]), _v6(packet[24:40])
+        src, dst = packet[8:24], packet[24:40]
         body = packet[40:40 + plen] if plen else packet[40:]
         for _ in range(8):                       # bounded walk over extension headers
             if nxt in _IPV6_EXT:

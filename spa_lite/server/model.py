@@ -15,10 +15,10 @@ VERDICT_JUNK = "junk"          # not SPA data at all (length, alphabet): counted
 class Candidate:
     """A payload from capture: ``payload`` is the SPA text (HTTP already unwrapped)."""
 
-    __slots__ = ("src", "dst", "proto", "sport", "dport", "payload", "time", "xff")
+    __slots__ = ("src", "dst", "proto", "sport", "dport", "payload", "time", "xff", "keys")
 
     def __init__(self, src: str, dst: str, proto: str, sport: int, dport: int, payload: bytes,
-                 time: float, xff=None) -> None:
+                 time: float, xff=None, keys=None) -> None:
         self.src = src          # IP header source (v4 or v6 text form)
         self.dst = dst          # IP header destination ("0.0.0.0"/"::" in UDP-socket mode)
         self.proto = proto      # "udp" or "tcp"
@@ -27,6 +27,7 @@ class Candidate:
         self.payload = payload  # bytes of the SPA data
         self.time = time        # capture time (Unix seconds)
         self.xff = xff          # X-Forwarded-For address from SPA over HTTP, if any
+        self.keys = keys        # (src, dst) as config.addr_key values, if capture had them
 
 
 class Grant:

@@ -151,7 +151,7 @@ def decide(cand, stanzas, opts, replay, now: int) -> Decision:
     bad = precheck(payload)
     if bad:
         return Decision(VERDICT_JUNK, bad)
-    src, dst = addr_key(cand.src), addr_key(cand.dst)
+    src, dst = cand.keys or (addr_key(cand.src), addr_key(cand.dst))
     matching = [st for st in stanzas if st.matches_keys(src, dst)]
     if not matching:
         return Decision(VERDICT_JUNK, "no access stanza for source %s" % cand.src)
@@ -169,7 +169,8 @@ def decide(cand, stanzas, opts, replay, now: int) -> Decision:
         if len(payload) >= limits.MIN_GNUPG_MSG_SIZE and not st.enable_cmd_exec:
             last_error = last_error or "too long for a Rijndael packet"
             continue
-        if st.hmac_key is not None and not wire.hmac_ok(payload, st.hmac_key, st.hmac_type):
+        if st.hmac_key is not None and not wire.hmac_ok(payload, st.hmac_key, st.hmac_type,
+                                                        st.mac_function()):
             last_error = "HMAC verification failed"     # junk stops here, before any decryption
             continue
         try:
