@@ -66,6 +66,22 @@ def test_replay_and_reencoded_replay():
     assert run(q + b"=", nohmac_conf, cache=cache2).verdict == "replay"
 
 
+def test_replay_digest_only_when_there_is_something_to_look_up(monkeypatch):
+    """Junk against an empty cache costs no SHA-256; once a packet is recorded, every
+    packet is looked up again, and a grant records its digest even from an empty cache."""
+    from spa_lite.server import policy
+    calls = []
+    real = policy.replay_key
+    monkeypatch.setattr(policy, "replay_key", lambda p: calls.append(p) or real(p))
+    cache = ReplayCache()
+    junk = packet(hmac_key=b"another hmac key that is wrong")
+    assert run(junk, cache=cache).verdict == "junk" and calls == []
+    p = packet()
+    assert run(p, cache=cache).verdict == "grant" and calls == [p]
+    assert run(junk, cache=cache).verdict == "junk" and calls == [p, junk]
+    assert run(p, cache=cache).verdict == "replay"
+
+
 @pytest.mark.parametrize("payload,needle", [
     (b"A" * 139, "length"),
     (b"A" * 1501, "length"),

@@ -9,6 +9,7 @@ fragment alone would be truncated, so fragmented packets are dropped entirely).
 """
 
 import ipaddress
+import socket
 import struct
 
 from spa_lite.server.model import Candidate
@@ -21,8 +22,7 @@ IPPROTO_UDP = 17
 _IPV6_EXT = (0, 43, 60)          # hop-by-hop, routing, destination options (44: fragment)
 
 
-def _v4(b: bytes) -> str:
-    return "%d.%d.%d.%d" % (b[0], b[1], b[2], b[3])
+_v4 = socket.inet_ntoa      # packed IPv4 -> dotted text, in C
 
 
 def _v6(b: bytes) -> str:

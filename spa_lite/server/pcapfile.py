@@ -6,6 +6,8 @@ import struct
 
 MAGIC_US = 0xA1B2C3D4
 MAGIC_NS = 0xA1B23C4D
+MAX_RECORD = 262144          # bytes in one captured record (tcpdump's largest snaplen)
+READ_CHUNK = 1 << 20
 
 
 class PcapError(ValueError):
@@ -36,21 +38,25 @@ def read_pcap(path: str):
         linktype = struct.unpack(endian + "I", head[20:24])[0] & 0x0FFFFFFF
         rec = struct.Struct(endian + "IIII")
         truncated = 0
-        while True:
-            hdr = fh.read(16)
-            if not hdr:
+        buf, off = b"", 0      # records are cut from 1 MiB chunks: two file reads per
+        while True:            # record cost more than the rest of a junk packet's parsing
+            if len(buf) - off < 16 + MAX_RECORD:
+                more = fh.read(READ_CHUNK)
+                buf, off = buf[off:] + more, 0
+            if off == len(buf):
                 break
-            if len(hdr) < 16:
+            if len(buf) - off < 16:
                 truncated += 1
                 break
-            sec, frac, incl, _orig = rec.unpack(hdr)
-            if incl > 262144:
+            sec, frac, incl, _orig = rec.unpack_from(buf, off)
+            if incl > MAX_RECORD:
                 raise PcapError("%s: corrupt record length %d" % (path, incl))
-            data = fh.read(incl)
-            if len(data) < incl:
+            end = off + 16 + incl
+            if end > len(buf):
                 truncated += 1
                 break
-            yield sec + frac / div, linktype, data
+            yield sec + frac / div, linktype, buf[off + 16:end]
+            off = end
         return truncated
 
 

@@ -155,9 +155,11 @@ def decide(cand, stanzas, opts, replay, now: int) -> Decision:
     matching = [st for st in stanzas if st.matches_keys(src, dst)]
     if not matching:
         return Decision(VERDICT_JUNK, "no access stanza for source %s" % cand.src)
-    digest = replay_key(payload) if opts.replay_check else None
-    if digest is not None and replay.seen_payload(payload, digest, now):
-        return Decision(VERDICT_REPLAY, "replay of a packet already accepted")
+    digest = None
+    if opts.replay_check and not replay.empty():
+        digest = replay_key(payload)
+        if replay.seen_payload(payload, digest, now):
+            return Decision(VERDICT_REPLAY, "replay of a packet already accepted")
 
     last_error = None
     refusal = None
@@ -180,8 +182,9 @@ def decide(cand, stanzas, opts, replay, now: int) -> Decision:
             last_error = {"hmac": "HMAC verification failed",
                           "decrypt": "decryption failed (wrong key or mode)"}.get(exc.code, str(exc))
             continue
-        if digest is not None and not recorded:
-            replay.add(digest, msg.timestamp, now, persist=not opts.test_mode)
+        if opts.replay_check and not recorded:
+            replay.add(digest or replay_key(payload), msg.timestamp, now,
+                       persist=not opts.test_mode)
             recorded = True
         if replay.below_floor(msg.timestamp, now):
             return _refuse("stamped before the replay floor: the digest file was missing at start "

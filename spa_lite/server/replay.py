@@ -201,6 +201,11 @@ class ReplayCache:
                 pass
 
     # -- the hot path
+    def empty(self) -> bool:
+        """Nothing to look up: the caller may skip computing the digest (the SHA-256 of every
+        junk packet is a fifth of its cost, and the set is empty most of the time)."""
+        return not self.entries and not self.foreign
+
     def seen_payload(self, payload: bytes, digest: str, now: int) -> bool:
         """Replay check for a payload whose canonical digest is ``digest``."""
         if self.seen(digest, now):
