@@ -1,0 +1,44 @@
+"""The benchmark harness must keep running: ``scripts/bench --quick`` is run here (CI runs
+the test command as root) and has to produce every result with the agreed shape. Speeds are
+not asserted: they depend on the machine (docs/BENCHMARKS.md holds the measured table)."""
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import REPO, need_root, need_tool
+
+NAMES = ["invalid_cpu_per_packet", "valid_cpu_per_packet", "replay_cache_slowdown",
+         "stanza_scaling", "flood_legit_granted", "grant_latency_ms",
+         "client_send_vs_interpreter", "daemon_rss_vs_interpreter"]
+
+
+def test_bench_quick_produces_every_result(tmp_path):
+    need_root()
+    for tool in ("fwknopd", "fwknop", "nft", "iptables", "ip"):
+        need_tool(tool)
+    out = tmp_path / "bench.json"
+    r = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "bench"), "--quick",
+                        "--json", str(out)], capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert data["quick"] is True
+    results = {x["name"]: x for x in data["results"]}
+    assert sorted(results) == sorted(NAMES)
+    for name, x in results.items():
+        assert {"name", "spa_lite", "unit", "ratio"} <= set(x), name
+        assert "fwknopd" in x or "baseline" in x, name
+        assert isinstance(x["spa_lite"], (int, float)), name
+        reference = x.get("fwknopd") if x.get("baseline") is None else x["baseline"]
+        assert isinstance(reference, (int, float)), name
+        if x["ratio"] is not None:
+            assert abs(x["ratio"] - x["spa_lite"] / reference) < 1e-6 * max(1, x["ratio"]), name
+    assert results["flood_legit_granted"]["unit"] == "fraction"
+    assert 0 <= results["flood_legit_granted"]["spa_lite"] <= 1
+    # the table on stdout names every result too
+    for name in NAMES:
+        assert name in r.stdout
+    # nothing left behind
+    ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert "spabench" not in ns
