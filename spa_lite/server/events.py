@@ -13,6 +13,8 @@
 import json
 import sys
 
+from spa_lite.server.model import address_text
+
 JUNK_BURST = 5
 
 
@@ -51,7 +53,7 @@ class EventSink:
             self.json_out.flush()
             return
         if d.verdict == "junk":
-            self._junk(cand.src, d.reason, now)
+            self._junk(cand, d.reason, now)
             return
         extra = []
         if d.stanza is not None:
@@ -73,13 +75,14 @@ class EventSink:
             text += "; firewall error: %s" % error
         self.log("warning" if d.verdict in ("reject", "replay") or error else "info", text)
 
-    def _junk(self, src: str, reason: str, now: float) -> None:
+    def _junk(self, cand, reason: str, now: float) -> None:
         self.tick(now)
         if self._junk_logged < JUNK_BURST:
             self._junk_logged += 1
-            self.log("info", "junk from %s: %s" % (src, reason))
+            self.log("info", "junk from %s: %s" % (cand.src, reason))
             return
         self._junk_suppressed += 1
+        src = cand.source_id                   # counted packed; turned into text at the summary
         self._junk_sources[src] = self._junk_sources.get(src, 0) + 1
 
     def tick(self, now: float) -> None:
@@ -93,7 +96,7 @@ class EventSink:
             top = sorted(self._junk_sources.items(), key=lambda kv: -kv[1])[:5]
             self.log("info", "junk: %d more packets not logged in the last %d s (top sources: %s)"
                      % (self._junk_suppressed, int(now - self._window_start),
-                        ", ".join("%s %d" % kv for kv in top)))
+                        ", ".join("%s %d" % (address_text(k), n) for k, n in top)))
         self._window_start = now
         self._junk_logged = 0
         self._junk_suppressed = 0

@@ -9,7 +9,6 @@ fragment alone would be truncated, so fragmented packets are dropped entirely).
 """
 
 import ipaddress
-import socket
 import struct
 
 from spa_lite.server.model import Candidate
@@ -22,16 +21,9 @@ IPPROTO_UDP = 17
 _IPV6_EXT = (0, 43, 60)          # hop-by-hop, routing, destination options (44: fragment)
 
 
-_v4 = socket.inet_ntoa      # packed IPv4 -> dotted text, in C
-
-
-def _v6(b: bytes) -> str:
-    return str(ipaddress.IPv6Address(b))
-
-
 def _l4(proto: int, seg: bytes, src: bytes, dst: bytes, now: float):
-    """The Candidate for a TCP/UDP segment; ``src``/``dst`` are the packed addresses, passed
-    on as text and as integers (stanza matching needs no re-parse of the text)."""
+    """The Candidate for a TCP/UDP segment; ``src``/``dst`` are the packed addresses (the
+    Candidate turns them into text only if something asks)."""
     # Header fields are read byte-wise: cheaper than struct calls, and this runs per packet.
     if proto == IPPROTO_UDP:
         if len(seg) < 8:
@@ -53,11 +45,7 @@ def _l4(proto: int, seg: bytes, src: bytes, dst: bytes, now: float):
         return None
     if not payload:
         return None
-    if len(src) == 4:
-        return Candidate(_v4(src), _v4(dst), name, sport, dport, bytes(payload), now,
-                         keys=((4, int.from_bytes(src, "big")), (4, int.from_bytes(dst, "big"))))
-    return Candidate(_v6(src), _v6(dst), name, sport, dport, bytes(payload), now,
-                     keys=((6, int.from_bytes(src, "big")), (6, int.from_bytes(dst, "big"))))
+    return Candidate(None, None, name, sport, dport, bytes(payload), now, packed=(src, dst))
 
 
 def parse_ip(packet: bytes, now: float):

@@ -17,7 +17,6 @@ from spa_lite.core.b64 import is_b64_text
 from spa_lite.core.errors import SpaError
 from spa_lite.server.model import (VERDICT_COMMAND, VERDICT_GRANT, VERDICT_JUNK, VERDICT_REJECT,
                                    VERDICT_REPLAY, Decision, Grant)
-from spa_lite.server.config import addr_key
 from spa_lite.server.replay import replay_key
 
 _PREFIX = limits.B64_RIJNDAEL_SALT.encode()
@@ -151,7 +150,7 @@ def decide(cand, stanzas, opts, replay, now: int) -> Decision:
     bad = precheck(payload)
     if bad:
         return Decision(VERDICT_JUNK, bad)
-    src, dst = cand.keys or (addr_key(cand.src), addr_key(cand.dst))
+    src, dst = cand.keys
     matching = [st for st in stanzas if st.matches_keys(src, dst)]
     if not matching:
         return Decision(VERDICT_JUNK, "no access stanza for source %s" % cand.src)
