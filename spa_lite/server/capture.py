@@ -128,6 +128,7 @@ class PcapFileSource:
             pass
         self._first = next_
         self.path = path
+        self._linktype = self._parse = None
 
     def fileno(self):
         return None
@@ -143,10 +144,12 @@ class PcapFileSource:
                 except StopIteration:
                     break
             ts, linktype, frame = rec
-            parse = frames.PARSERS.get(linktype)
-            if parse is None:
-                raise pcapfile.PcapError("%s: unsupported link type %d" % (self.path, linktype))
-            c = parse(frame, ts)
+            if linktype != self._linktype:     # one per file: look the parser up once
+                self._parse = frames.PARSERS.get(linktype)
+                if self._parse is None:
+                    raise pcapfile.PcapError("%s: unsupported link type %d" % (self.path, linktype))
+                self._linktype = linktype
+            c = self._parse(frame, ts)
             if c is not None:
                 out.append(c)
         return out

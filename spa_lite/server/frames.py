@@ -45,7 +45,7 @@ def _l4(proto: int, seg: bytes, src: bytes, dst: bytes, now: float):
         return None
     if not payload:
         return None
-    return Candidate(None, None, name, sport, dport, bytes(payload), now, packed=(src, dst))
+    return Candidate(None, None, name, sport, dport, payload, now, None, (src, dst))
 
 
 def parse_ip(packet: bytes, now: float):
