@@ -19,6 +19,8 @@ WATCH_INTERVAL = 3.0  # seconds between checks that live grants are still in the
 PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1}
 
 
+_ACTING = (VERDICT_GRANT, VERDICT_COMMAND)
+
 class _Wakeup:
     """Self-pipe that signal handlers write to, so a blocking poll returns at once."""
 
@@ -72,8 +74,11 @@ class Daemon:
                 un = self.unwrap_http(cand.payload, self.s.any_user_agent)
                 if un is not None:
                     cand.payload, cand.xff = un
-            d = decide(cand, self.s.stanzas, self.s.policy, self.replay, int(now))
-            applied, error = self._act(cand, d, int(now))
+            inow = int(now)
+            d = decide(cand, self.s.stanzas, self.s.policy, self.replay, inow)
+            applied = error = None
+            if d.verdict in _ACTING:            # junk, replays and rejects change nothing
+                applied, error = self._act(cand, d, inow)
             self.events.decision(cand, d, now, applied, error)
             return d
         except Exception as exc:  # a packet must never kill the daemon
@@ -85,8 +90,6 @@ class Daemon:
     def _act(self, cand, d, now: int):
         if d.verdict == VERDICT_COMMAND:
             return self._command(d, cand, d.command, now)
-        if d.verdict != VERDICT_GRANT:          # junk, replay, reject: nothing to do
-            return None, None
         if d.command:   # CMD_CYCLE stanza: the command is the grant
             return self._cycle_open(cand, d, now)
         if self.s.test:
