@@ -10,6 +10,7 @@ import binascii
 from spa_lite.core.errors import SpaError
 
 ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_ALPHABET_EQ = ALPHABET + b"="   # made once: is_b64_text runs on every captured packet
 _VALID = bytearray(256)
 for _c in ALPHABET:
     _VALID[_c] = 1
@@ -43,7 +44,7 @@ def is_b64_text(data: bytes) -> bool:
     """True if every byte is in ``[A-Za-z0-9+/=]`` (fwknopd's payload alphabet check)."""
     try:
         # CPython fast path: delete every valid byte; anything left is invalid.
-        return not data.translate(None, ALPHABET + b"=")
+        return not data.translate(None, _ALPHABET_EQ)
     except (AttributeError, TypeError):  # MicroPython has no bytes.translate
         return _all_in(data, _VALID_EQ)
 
