@@ -13,7 +13,7 @@ from tests.conftest import HMAC_KEY_B64, KEY_B64, need_root, need_tool
 from tests.netns import Lab
 from tests.test_firewall_nftables import (CLI6, CLI_IP, OTH_IP, PORT, SERVICE, SRV6, SRV_IP,
                                           SRV_IP2, wait_until)
-from tests.test_server_live import ENV, KEYS, Server, fwknop, spa_send
+from tests.test_server_live import KEYS, Server, fwknop, spa_send
 
 
 @pytest.fixture

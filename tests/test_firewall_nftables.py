@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.conftest import HMAC_KEY_B64, KEY_B64, REPO, need_root, need_tool
+from tests.conftest import HMAC_KEY_B64, KEY_B64, need_root, need_tool
 from tests.netns import Lab
 from tests.test_server_live import ENV, KEYS, Server, fwknop, spa_send
 
