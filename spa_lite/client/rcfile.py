@@ -115,9 +115,14 @@ def load_rc(path: str, named: str = None, required: bool = False):
                 for k in pair:
                     merged.pop(k, None)
         merged.update(own)
-    if mode & 0o077 and any(k in merged for k in ("KEY", "KEY_BASE64", "HMAC_KEY", "HMAC_KEY_BASE64")):
-        warnings.append("%s: holds keys but is readable by others; run chmod 600 %s" % (path, path))
+    _warn_if_keys_exposed(path, mode, any(
+        k in merged for k in ("KEY", "KEY_BASE64", "HMAC_KEY", "HMAC_KEY_BASE64")), warnings)
     return merged, warnings
+
+
+def _warn_if_keys_exposed(path: str, mode: int, holds_keys: bool, warnings: list) -> None:
+    if mode & 0o077 and holds_keys:
+        warnings.append("%s: holds keys but is readable by others; run chmod 600 %s" % (path, path))
 
 
 def load_uci_client(path: str, named: str):
@@ -135,9 +140,8 @@ def load_uci_client(path: str, named: str):
         if var != "ENABLED" and accept_var(var, value, where, warnings):
             merged[var] = RcValue(value, where)
     try:
-        if os.stat(path).st_mode & 0o077:
-            warnings.append("%s: holds keys but is readable by others; run chmod 600 %s"
-                            % (path, path))
+        # the uci file holds the router's access keys too, whatever this section has
+        _warn_if_keys_exposed(path, os.stat(path).st_mode, True, warnings)
     except OSError:
         pass
     return merged, warnings

@@ -13,7 +13,6 @@ warnings (unknown keywords, loose permissions) are collected on the Settings obj
 
 import ipaddress
 import os
-import socket
 import time
 
 from spa_lite.core.b64 import b64decode_key
@@ -22,6 +21,7 @@ from spa_lite.core.digests import digest_name, hmac_function
 from spa_lite.core.errors import SpaError
 from spa_lite.core.fields import parse_ipv4
 from spa_lite.errors import UsageError
+from spa_lite.server.model import addr_key
 
 PLACEHOLDER = "__CHANGEME__"
 MAX_INCLUDE_DEPTH = 3
@@ -103,17 +103,6 @@ def parse_networks(value: str, where: str, keyword: str):
     if not nets:
         raise ConfigError("%s: %s is empty" % (where, keyword))
     return nets
-
-
-def addr_key(text: str):
-    """``(version, int)`` of an IPv4/IPv6 address text, or None if it is not one.
-    inet_pton is an order of magnitude cheaper than ipaddress.ip_address per packet."""
-    try:
-        if ":" in text:
-            return 6, int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big")
-        return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
-    except (OSError, ValueError, TypeError):
-        return None
 
 
 def net_keys(nets):

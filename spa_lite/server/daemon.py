@@ -17,9 +17,8 @@ BATCH = 256           # candidates drained from one source per wakeup
 IDLE_WAKEUP = 30.0    # seconds; the junk-summary timer needs an occasional wakeup
 WATCH_INTERVAL = 3.0  # seconds between checks that live grants are still in the kernel
 PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1}
+_ACTING = (VERDICT_GRANT, VERDICT_COMMAND)   # the verdicts _act has something to do for
 
-
-_ACTING = (VERDICT_GRANT, VERDICT_COMMAND)
 
 class _Wakeup:
     """Self-pipe that signal handlers write to, so a blocking poll returns at once."""

@@ -1,9 +1,11 @@
-"""Plain data passed between the server's stages (no behaviour, no I/O).
+"""Plain data passed between the server's stages (no I/O), and the address forms they carry.
 
 Candidate: one payload seen on the wire, with the addresses it came with.
 Grant:     what to open for whom and until when (the firewall backends' input).
 Decision:  the verdict on one candidate, with the reason a router admin reads in the log.
 """
+
+import socket
 
 VERDICT_GRANT = "grant"        # access granted (or would be, in --test mode)
 VERDICT_COMMAND = "command"    # a command message was run (ENABLE_CMD_EXEC)
@@ -59,17 +61,28 @@ class Candidate:
         address)."""
         if self._keys is None:
             if self.packed is not None:
-                v = 4 if len(self.packed[0]) == 4 else 6
-                self._keys = ((v, int.from_bytes(self.packed[0], "big")),
-                              (v, int.from_bytes(self.packed[1], "big")))
+                self._keys = (packed_key(self.packed[0]), packed_key(self.packed[1]))
             else:
-                from spa_lite.server.config import addr_key
                 self._keys = (addr_key(self._src), addr_key(self._dst))
         return self._keys
 
 
+def packed_key(packed: bytes):
+    """``(version, int)`` of a packed 4- or 16-byte address: the form stanzas match on."""
+    return (4 if len(packed) == 4 else 6), int.from_bytes(packed, "big")
+
+
+def addr_key(text: str):
+    """``packed_key`` of an IPv4/IPv6 address text, or None if it is not one.
+    inet_pton is an order of magnitude cheaper than ipaddress.ip_address per packet."""
+    try:
+        return packed_key(socket.inet_pton(socket.AF_INET6 if ":" in text else socket.AF_INET,
+                                           text))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
 def _text(packed: bytes) -> str:
-    import socket
     return socket.inet_ntop(socket.AF_INET if len(packed) == 4 else socket.AF_INET6, packed)
 
 
