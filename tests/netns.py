@@ -1,9 +1,9 @@
 """A tiny network-namespace lab for tests: two or more namespaces joined by veth pairs, with
-IPv4 (10.213.x.x) and IPv6 (fd00:213::/64, DAD off) addresses, torn down on exit.
+IPv4 (10.213.x.x) and IPv6 (fd13:x::/64, DAD off) addresses, torn down on exit.
 
     with Lab() as lab:
         srv, cli = lab.pair("srv", "cli", "10.213.60.1", "10.213.60.2",
-                            "fd00:213:60::1", "fd00:213:60::2")
+                            "fd13:60::1", "fd13:60::2")
         lab.run(cli, "ping", "-c1", "10.213.60.1")
         p = lab.spawn(srv, "python3", "-m", "spa_lite", "server", ...)
 

@@ -13,7 +13,7 @@ PAYLOAD = b"8" + b"A" * 180
 
 @pytest.mark.parametrize("src,dst,proto", [
     ("10.213.0.1", "10.213.0.2", "udp"), ("10.213.0.1", "10.213.0.2", "tcp"),
-    ("fd00:213::1", "fd00:213::2", "udp"), ("fd00:213::1", "fd00:213::2", "tcp")])
+    ("fd13:213::1", "fd13:213::2", "udp"), ("fd13:213::1", "fd13:213::2", "tcp")])
 def test_parse_ip_and_ethernet(src, dst, proto):
     pkt = pcapfile.build_ip_packet(src, dst, 40000, 62201, PAYLOAD, proto)
     for c in (frames.parse_ip(pkt, 5.0),
@@ -32,7 +32,7 @@ def test_fragments_options_and_extension_headers():
     opt = bytes([0x46]) + base[1:2] + struct.pack("!H", len(base) + 4) + base[4:20] + b"\x01" * 4 + base[20:]
     assert frames.parse_ip(opt, 0).payload == PAYLOAD
     # IPv6 with a destination-options header before UDP
-    v6 = pcapfile.build_ip_packet("fd00::1", "fd00::2", 1, 62201, PAYLOAD)
+    v6 = pcapfile.build_ip_packet("fd13::1", "fd13::2", 1, 62201, PAYLOAD)
     udp = v6[40:]
     ext = bytes([17, 0]) + b"\x01\x04\x00\x00\x00\x00"
     pkt6 = v6[:4] + struct.pack("!H", len(udp) + 8) + bytes([60]) + v6[7:40] + ext + udp
@@ -60,8 +60,8 @@ def test_bpf_program():
     assert _accepts(bpf.compile_filter({"udp"}, 62201, 62201, any_direction=True), ok, 4)
     assert not _accepts(prog, pcapfile.build_ip_packet("10.0.0.1", "10.0.0.2", 1, 62200, PAYLOAD))
     assert not _accepts(prog, pcapfile.build_ip_packet("10.0.0.1", "10.0.0.2", 1, 62201, PAYLOAD, "tcp"))
-    assert _accepts(prog, pcapfile.build_ip_packet("fd00::1", "fd00::2", 1, 62201, PAYLOAD))
-    assert not _accepts(prog, pcapfile.build_ip_packet("fd00::1", "fd00::2", 1, 9, PAYLOAD))
+    assert _accepts(prog, pcapfile.build_ip_packet("fd13::1", "fd13::2", 1, 62201, PAYLOAD))
+    assert not _accepts(prog, pcapfile.build_ip_packet("fd13::1", "fd13::2", 1, 9, PAYLOAD))
     frag = bytearray(ok)
     frag[6] = 0x20
     assert not _accepts(prog, bytes(frag))
@@ -86,11 +86,11 @@ def test_bpf_agrees_with_the_parser(data, port):
 def test_pcap_roundtrip_and_errors(tmp_path):
     path = str(tmp_path / "x.pcap")
     frames_ = [pcapfile.build_frame("10.0.0.1", "10.0.0.2", 5, 62201, PAYLOAD),
-               pcapfile.build_frame("fd00::1", "fd00::2", 5, 62201, PAYLOAD, "tcp")]
+               pcapfile.build_frame("fd13::1", "fd13::2", 5, 62201, PAYLOAD, "tcp")]
     pcapfile.write_pcap(path, [(1000.5, f) for f in frames_])
     cands = PcapFileSource(path).read_batch(10)
     assert [(c.src, c.proto, c.time) for c in cands] == [("10.0.0.1", "udp", 1000.5),
-                                                         ("fd00::1", "tcp", 1000.5)]
+                                                         ("fd13::1", "tcp", 1000.5)]
     raw = str(tmp_path / "raw.pcap")
     pcapfile.write_pcap(raw, [(1, pcapfile.build_ip_packet("10.0.0.1", "10.0.0.2", 5, 62201, PAYLOAD))], 101)
     assert PcapFileSource(raw).read_batch(10)[0].payload == PAYLOAD

@@ -17,7 +17,7 @@ from tests.netns import Lab
 from tests.test_server_live import ENV, KEYS, Server, fwknop, spa_send
 
 SRV_IP, CLI_IP, SRV_IP2, OTH_IP = "10.213.70.1", "10.213.70.2", "10.213.71.1", "10.213.71.2"
-SRV6, CLI6 = "fd00:213:70::1", "fd00:213:70::2"
+SRV6, CLI6 = "fd13:70::1", "fd13:70::2"
 PORT = 2222
 SERVICE = ("import socket,sys\nfam=socket.AF_INET6 if sys.argv[1]=='6' else socket.AF_INET\n"
            "s=socket.socket(fam)\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"

@@ -96,7 +96,7 @@ def lab():
     need_root()
     with Lab() as lab:
         lab.srv, lab.cli = lab.pair("srv", "cli", "10.213.60.1", "10.213.60.2",
-                                    "fd00:213:60::1", "fd00:213:60::2")
+                                    "fd13:60::1", "fd13:60::2")
         yield lab
 
 
@@ -111,15 +111,15 @@ def test_packet_socket_v4_v6_and_kernel_filter(lab, tmp_path):
     time.sleep(0.5)                                  # let tcpdump settle too
     udp_raw(lab, lab.cli, "10.213.60.1", 9999, b"8" + b"A" * 200)      # other port: kernel drops
     fwknop(lab, lab.cli, "-A", "tcp/22", "-a", "10.213.60.2", "-D", "10.213.60.1", *KEYS, "--use-hmac")
-    spa_send(lab, lab.cli, "-A", "tcp/22", "-a", "fd00:213:60::2", "-D", "fd00:213:60::1", *KEYS)
+    spa_send(lab, lab.cli, "-A", "tcp/22", "-a", "fd13:60::2", "-D", "fd13:60::1", *KEYS)
     udp_raw(lab, lab.cli, "10.213.60.1", 62201, b"8" + b"A" * 200)
     ev = srv.events()
     assert [(e["verdict"], e["src"], e["dst"]) for e in ev] == [
         ("grant", "10.213.60.2", "10.213.60.1"),
-        ("grant", "fd00:213:60::2", "fd00:213:60::1"),
+        ("grant", "fd13:60::2", "fd13:60::1"),
         ("junk", "10.213.60.2", "10.213.60.1")]
     assert all(e["dport"] == 62201 for e in ev)
-    assert ev[0]["grant"]["ports"] == ["tcp/22"] and ev[1]["grant"]["address"] == "fd00:213:60::2"
+    assert ev[0]["grant"]["ports"] == ["tcp/22"] and ev[1]["grant"]["address"] == "fd13:60::2"
     # the same traffic, captured by tcpdump, through --pcap-file gives the same verdicts
     time.sleep(0.5)
     dump.terminate()
@@ -135,11 +135,11 @@ def test_udp_server_mode(lab, tmp_path):
     srv.wait_started()
     fwknop(lab, lab.cli, "-A", "udp/1194", "-a", "10.213.60.2", "-D", "10.213.60.1", "-p",
            "40555", *KEYS, "--use-hmac")
-    spa_send(lab, lab.cli, "-A", "tcp/22", "-s", "-D", "fd00:213:60::1", "-p", "40555", *KEYS)
+    spa_send(lab, lab.cli, "-A", "tcp/22", "-s", "-D", "fd13:60::1", "-p", "40555", *KEYS)
     ev = srv.events()
     assert [(e["verdict"], e["src"], e["dst"]) for e in ev] == [
-        ("grant", "10.213.60.2", "0.0.0.0"), ("grant", "fd00:213:60::2", "::")]
-    assert ev[1]["grant"]["address"] == "fd00:213:60::2"       # -s: the packet's source
+        ("grant", "10.213.60.2", "0.0.0.0"), ("grant", "fd13:60::2", "::")]
+    assert ev[1]["grant"]["address"] == "fd13:60::2"       # -s: the packet's source
 
 
 def test_tcp_and_http_payloads(lab, tmp_path):
