@@ -5,7 +5,8 @@ Exit codes (stable, for cron and scripts):
   1  unexpected internal error (a bug: please report it)
   2  usage or configuration error (bad option, rc file, config file, missing destination)
   3  key or crypto error (missing/invalid key, packet failed HMAC/decryption/decoding)
-  4  network error (name resolution or sending failed)
+  4  network error (name resolution, -R address resolution or sending failed)
+  5  knocked, but the port stayed closed (connect, send --wait-open)
 """
 
 EXIT_OK = 0
@@ -13,6 +14,7 @@ EXIT_INTERNAL = 1
 EXIT_USAGE = 2
 EXIT_CRYPTO = 3
 EXIT_NETWORK = 4
+EXIT_CLOSED = 5
 
 
 class CliError(Exception):
@@ -35,3 +37,8 @@ class CryptoError(CliError):
 
 class NetworkError(CliError):
     exit_code = EXIT_NETWORK
+
+
+class ClosedError(CliError):
+    """The knock went out but the door did not open within the bound."""
+    exit_code = EXIT_CLOSED

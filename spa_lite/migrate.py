@@ -88,10 +88,8 @@ def cmd_migrate(args) -> int:
     if os.path.exists(args.output) and not args.force:
         raise UsageError("%s exists; add --force to replace it (it is rewritten whole)"
                          % args.output)
-    try:
-        uci.write_private(args.output, text)
-    except OSError as exc:
-        raise UsageError("%s: cannot write: %s" % (args.output, exc.strerror or exc))
+    from spa_lite.privfile import write_private
+    write_private(args.output, text)
     sys.stderr.write("wrote %s (%d access section(s)); check it with: spa-lite server --uci-file "
                      "%s -D\n" % (args.output, len(stanzas), args.output))
     return 0

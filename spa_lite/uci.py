@@ -30,6 +30,7 @@ import shutil
 import subprocess
 
 from spa_lite.errors import UsageError
+from spa_lite.privfile import write_private
 
 DEFAULT_PATH = "/etc/config/spa-lite"
 
@@ -219,15 +220,6 @@ def render(sections) -> str:
             out.append("\t%s %s %s" % ("list" if seen[n] > 1 else "option", n, quote(v)))
         out.append("")
     return "\n".join(out)
-
-
-def write_private(path: str, text: str) -> None:
-    """Replace a file atomically with mode 0600 (uci configs here hold keys)."""
-    tmp = "%s.tmp.%d" % (path, os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def set_section(path: str, stype: str, name: str, values: dict) -> None:

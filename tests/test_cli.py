@@ -110,10 +110,10 @@ def test_rc_errors_name_file_and_line(tmp_path):
 
 
 def test_rc_warnings(tmp_path):
-    rc = write_rc(tmp_path, RC + "[home]\nFROBNICATE 1\nRESOLVE_IP_HTTPS Y\n", mode=0o644)
+    rc = write_rc(tmp_path, RC + "[home]\nFROBNICATE 1\nWGET_CMD /usr/bin/wget\n", mode=0o644)
     w, r = send_t(tmp_path, "-n", "home")
     assert "%s:%d: unknown variable FROBNICATE" % (rc, RC.count("\n") + 2) in r.stderr
-    assert "RESOLVE_IP_HTTPS is not supported" in r.stderr
+    assert "WGET_CMD is not supported" in r.stderr
     assert "chmod 600" in r.stderr
     _, r = send_t(tmp_path, "-n", "home", "-q")
     assert r.stderr == ""

@@ -16,6 +16,7 @@ from spa_lite.core.cipher import mode_name
 from spa_lite.core.digests import digest_name
 from spa_lite.core.errors import SpaError
 from spa_lite.errors import CryptoError, UsageError
+from spa_lite.privfile import write_private
 
 # argparse dest -> (fwknoprc variable, the flag named in error messages)
 SEND_OPTIONS = {
@@ -47,6 +48,12 @@ SEND_OPTIONS = {
     "user_agent": ("HTTP_USER_AGENT", "-u/--user-agent"),
     "server_resolve_ipv4": ("SERVER_RESOLVE_IPV4", "--server-resolve-ipv4"),
     "server_auth": ("SERVER_AUTH", "--server-auth"),
+    "resolve_ip_https": ("RESOLVE_IP_HTTPS", "-R/--resolve-ip-https"),
+    "resolve_http_only": ("RESOLVE_HTTP_ONLY", "--resolve-http-only"),
+    "resolve_url": ("RESOLVE_URL", "--resolve-url"),
+    "get_key": ("KEY_FILE", "-G/--get-key"),
+    "get_hmac_key": ("HMAC_KEY_FILE", "--get-hmac-key"),
+    "verbose": ("VERBOSE", "-v/--verbose"),
 }
 
 
@@ -100,6 +107,7 @@ def load_settings(args, options: dict):
             return cli[var]
         rv = rc.get(var)
         return Setting(rv.value, rv.where) if rv is not None else None
+    get.cli = cli                        # what --save-rc-stanza writes
     return get
 
 
@@ -110,12 +118,70 @@ def _one_packet_aes() -> None:
     cipher.prefer_backend("pure")
 
 
-def cmd_send(args) -> int:
+def _key_reader(args):
+    """Where a key that no option or rc line gives comes from: --stdin/--fd (one line each,
+    never a terminal prompt), else a prompt only with a person at a terminal, else nowhere."""
+    fd = 0 if getattr(args, "stdin", False) else getattr(args, "fd", None)
+    if fd is None:
+        return None if args.quiet else _terminal_prompt()
+
+    def read_line(text):
+        data = b""
+        try:
+            while not data.endswith(b"\n") and len(data) <= 1024:
+                ch = os.read(fd, 1)
+                if not ch:
+                    break
+                data += ch
+        except OSError as exc:
+            raise UsageError("--fd %d: cannot read a key: %s" % (fd, exc.strerror or exc))
+        key = data.rstrip(b"\r\n")
+        if not key:
+            raise CryptoError("%s: no key (%s gave an empty line)"
+                              % (text.strip().rstrip(":"), "stdin" if fd == 0 else "fd %d" % fd))
+        return key.decode("utf-8", "replace")
+    return read_line
+
+
+def _resolver(args, verbose: bool):
+    """The -R callback: which URL, over which family, trusting which CAs."""
+    def resolve(get):
+        from spa_lite.client import resolve as res
+        from spa_lite.client.request import parse_bool
+        http_only = get("RESOLVE_HTTP_ONLY")
+        http_only = http_only is not None and parse_bool(http_only)
+        url_s = get("RESOLVE_URL")
+        url = str(url_s.value).strip() if url_s else (
+            res.DEFAULT_HTTP_URL if http_only else res.DEFAULT_HTTPS_URL)
+        if not url.lower().startswith("https://"):
+            _warn("resolver %s is not https: a forged answer would open the door for another "
+                  "address" % url, args.quiet)
+        ua = get("HTTP_USER_AGENT")
+        ip = res.resolve_external_ip(url, _family(args), args.resolve_ca_file,
+                                     args.resolve_timeout or res.TIMEOUT,
+                                     str(ua.value) if ua else None)
+        if verbose:
+            sys.stderr.write("[+] Resolved external IP (via %s) as: %s\n" % (url, ip))
+        return ip
+    return resolve
+
+
+def _family(args) -> int:
+    import socket
+    if getattr(args, "ipv4", False):
+        return socket.AF_INET
+    if getattr(args, "ipv6", False):
+        return socket.AF_INET6
+    return socket.AF_UNSPEC
+
+
+def knock(args, get, test_mode: bool = False):
+    """Build (and unless test_mode, send) one packet from settings; returns (request, wire
+    text, (address, port) it went to or None)."""
     _one_packet_aes()
-    get = load_settings(args, SEND_OPTIONS)
     verbose = args.verbose or (get("VERBOSE") is not None and str(get("VERBOSE").value).upper()[:1] in "Y1")
-    req = build_request(get, os.urandom, int(time.time()),
-                        prompt=None if args.quiet else _terminal_prompt(), test_mode=args.test)
+    req = build_request(get, os.urandom, int(time.time()), prompt=_key_reader(args),
+                        test_mode=test_mode, resolve_ip=_resolver(args, verbose))
     if req.message.timestamp > 2147483647:
         _warn("timestamp is past 2038; fwknopd 2.6.x servers reject it", args.quiet)
     try:
@@ -131,29 +197,106 @@ def cmd_send(args) -> int:
     for note in req.notes:
         if not args.quiet:
             sys.stderr.write("[+] %s\n" % note)
+    if test_mode:
+        return req, wire_text, None
+    from spa_lite.client.transport import send
+    family = _family(args)
+    if req.resolve_ipv4:
+        import socket
+        family = socket.AF_INET
+    sent_to = send(wire_text, req.destination, req.port, req.proto, req.source_port,
+                   family, req.user_agent)
+    if verbose:
+        sys.stderr.write("sent %d bytes of SPA data to %s %s/%d\n"
+                         % (len(wire_text), sent_to[0], req.proto, sent_to[1]))
+    return req, wire_text, sent_to
+
+
+def cmd_send(args) -> int:
+    if args.stanza_list:
+        from spa_lite.client.rcsave import stanza_names
+        for name in stanza_names(args.rc_file or default_rc_path()):
+            sys.stdout.write(name + "\n")
+        return 0
+    get = load_settings(args, SEND_OPTIONS)
+    if args.key_gen:
+        return _send_keygen(args, get)
+    req, wire_text, sent_to = knock(args, get, test_mode=args.test)
+    if args.save_rc_stanza:
+        _save_stanza(args, get, req)
     if args.save_packet:
-        _write_private(args.save_packet, wire_text + "\n")
+        write_private(args.save_packet, wire_text + "\n")
     if args.test:
         sys.stdout.write(wire_text + "\n")
         return 0
-    from spa_lite.client.transport import send
-    addr, port = send(wire_text, req.destination, req.port, req.proto, req.source_port,
-                      req.resolve_ipv4, req.user_agent)
-    if verbose:
-        sys.stderr.write("sent %d bytes of SPA data to %s %s/%d\n"
-                         % (len(wire_text), addr, req.proto, port))
+    if args.wait_open:
+        from spa_lite.client.connect import wait_open
+        wait_open(args, req, sent_to)
     return 0
 
 
-def _write_private(path: str, text: str) -> None:
-    """Write a file readable by its owner only (keys, saved packets)."""
+def _save_stanza(args, get, req=None, extra=()) -> None:
+    from spa_lite.client import rcsave
+    name = args.save_rc_stanza if isinstance(args.save_rc_stanza, str) else (
+        args.named_config or rcsave.default_name(args.destination))
+    values = rc_values(get.cli, req) + list(extra)
+    confirm = None
+    if not args.force_stanza and not args.quiet and sys.stdin.isatty() and sys.stderr.isatty():
+        def confirm(question):
+            sys.stderr.write(question)
+            sys.stderr.flush()
+            return sys.stdin.readline().strip().lower().startswith("y")
+    note = rcsave.save_stanza(args.rc_file or default_rc_path(), name, values,
+                              args.force_stanza, confirm)
+    if not args.quiet:
+        sys.stderr.write("[+] %s\n" % note)
+
+
+# What fwknop writes for a command-line setting, where it differs from the option's text.
+_UPPER = ("DIGEST_TYPE", "HMAC_DIGEST_TYPE", "ENCRYPTION_MODE")
+
+
+def rc_values(cli: dict, req=None):
+    """[(VAR, value)] for the command-line settings, as fwknop's --save-rc-stanza writes
+    them (-s as ALLOW_IP source; the two time offsets as one TIME_OFFSET in seconds)."""
+    from spa_lite.client.request import parse_time_offset
+    out, offset = [], None
+    for var, s in cli.items():
+        if var in ("SERVER_CMD", "SERVER_AUTH"):
+            continue                 # fwknop has no rc variable for these
+        if var == "SOURCE_IP":
+            out.append(("ALLOW_IP", "source"))
+        elif var in ("TIME_OFFSET_PLUS", "TIME_OFFSET_MINUS"):
+            offset = (offset or 0) + parse_time_offset(s, 1 if var.endswith("PLUS") else -1)
+        elif var in _UPPER:
+            out.append((var, str(s.value).upper()))
+        else:
+            out.append((var, str(s.value)))
+    if offset is not None:
+        out.append(("TIME_OFFSET", str(offset)))
+    return out
+
+
+def _send_keygen(args, get) -> int:
+    """fwknop -k: new keys printed, written to -K FILE, or saved into the rc stanza."""
+    from spa_lite.client import keygen as keygen_mod
+    s = get("HMAC_DIGEST_TYPE")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.chmod(path, 0o600)
-    except OSError as exc:
-        raise UsageError("%s: cannot write: %s" % (path, exc.strerror or exc))
+        hmac_type = digest_name(str(s.value)) if s else "sha256"
+    except SpaError as exc:
+        raise UsageError("%s: %s" % (s.where, exc))
+    key_len, hmac_len = args.key_len, args.hmac_key_len or keygen_mod.HMAC_KEY_LEN[hmac_type]
+    if not 1 <= key_len <= 32 or not 1 <= hmac_len <= 128:
+        raise UsageError("--key-len must be 1..32 and --hmac-key-len 1..128 bytes")
+    key_b64, hmac_b64 = keygen_mod.generate(os.urandom, key_len, hmac_len)
+    if args.save_rc_stanza:
+        _save_stanza(args, get, extra=[("KEY_BASE64", key_b64), ("HMAC_KEY_BASE64", hmac_b64),
+                                       ("USE_HMAC", "Y")])
+    elif args.key_gen_file:
+        write_private(args.key_gen_file, keygen_mod.keygen_lines(key_b64, hmac_b64))
+    else:
+        sys.stdout.write(keygen_mod.keygen_lines(key_b64, hmac_b64))
+    return 0
 
 
 def cmd_keygen(args) -> int:
@@ -171,7 +314,7 @@ def cmd_keygen(args) -> int:
     key_b64, hmac_b64 = keygen_mod.generate(os.urandom, key_len, hmac_len)
     lines = keygen_mod.keygen_lines(key_b64, hmac_b64)
     if args.key_gen_file:
-        _write_private(args.key_gen_file, lines)
+        write_private(args.key_gen_file, lines)
     else:
         sys.stdout.write(lines)
     if args.save_uci:

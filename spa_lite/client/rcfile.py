@@ -17,10 +17,11 @@ KNOWN = {
     "NAT_PORT", "NAT_RAND_PORT", "DIGEST_TYPE", "ENCRYPTION_MODE", "TIME_OFFSET", "KEY",
     "KEY_BASE64", "HMAC_KEY", "HMAC_KEY_BASE64", "USE_HMAC", "HMAC_DIGEST_TYPE", "VERBOSE",
     "HTTP_USER_AGENT", "SERVER_RESOLVE_IPV4", "NO_SAVE_ARGS",
+    "RESOLVE_IP_HTTPS", "RESOLVE_IP_HTTP", "RESOLVE_HTTP_ONLY", "RESOLVE_URL", "KEY_FILE",
+    "HMAC_KEY_FILE",
 }
 UNSUPPORTED = {
-    "RESOLVE_IP_HTTPS", "RESOLVE_IP_HTTP", "RESOLVE_HTTP_ONLY", "RESOLVE_URL", "WGET_CMD",
-    "USE_WGET_USER_AGENT", "SPOOF_SOURCE_IP", "KEY_FILE", "HMAC_KEY_FILE", "USE_GPG",
+    "WGET_CMD", "USE_WGET_USER_AGENT", "SPOOF_SOURCE_IP", "USE_GPG",
     "USE_GPG_AGENT", "GPG_RECIPIENT", "GPG_SIGNER", "GPG_HOMEDIR", "GPG_EXE",
     "GPG_NO_SIGNING_PW", "GPG_SIGNING_PW", "GPG_SIGNING_PW_BASE64",
 }
@@ -34,10 +35,23 @@ class RcValue:
         self.where = where
 
 
+class Stanza(dict):
+    """VAR -> RcValue for one ``[name]``, plus the problems found in its lines. Problems are
+    reported only when the stanza is used: a broken or GnuPG stanza for another server must
+    not stop (or fill the cron mail of) a knock that never reads it."""
+
+    def __init__(self) -> None:
+        dict.__init__(self)
+        self.problems = []          # (where, message)
+
+
 def parse_rc_text(text: str, path: str):
-    """Return (stanzas, warnings); stanzas maps name -> {VAR: RcValue}."""
+    """Return (stanzas, warnings); stanzas maps name -> Stanza of every VAR as written.
+
+    Only the file's structure is checked here (a malformed header, a line before any
+    header: without them no stanza can be trusted); what the values mean is checked by
+    ``used_settings`` for the stanzas in use."""
     stanzas = {}
-    warnings = []
     current = None
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
@@ -47,24 +61,39 @@ def parse_rc_text(text: str, path: str):
         if line[0] == "[":
             if not line.endswith("]") or len(line) < 3:
                 raise UsageError("%s: malformed stanza header %r" % (where, line))
-            current = stanzas.setdefault(line[1:-1].strip(), {})
+            current = stanzas.setdefault(line[1:-1].strip(), Stanza())
             continue
-        cut = len(line)
-        for sep in (" ", "\t", "="):
-            i = line.find(sep)
-            if 0 <= i < cut:
-                cut = i
-        var = line[:cut].rstrip(":").upper()
-        value = line[cut + 1:].strip()
-        if value.startswith("="):  # "VAR = value"
-            value = value[1:].strip()
+        var, value = split_line(line)
         if current is None:
             raise UsageError("%s: %s appears before any [stanza] header" % (where, var))
         if not value:
-            raise UsageError("%s: %s has no value" % (where, var))
-        if accept_var(var, value, where, warnings):
+            current.problems.append((where, "%s has no value" % var))
+        else:
             current[var] = RcValue(value, where)
-    return stanzas, warnings
+    return stanzas, []
+
+
+def split_line(line: str):
+    """``VAR value``, ``VAR=value``, ``VAR: value`` or ``VAR = value`` -> (VAR, value)."""
+    cut = len(line)
+    for sep in (" ", "\t", "="):
+        i = line.find(sep)
+        if 0 <= i < cut:
+            cut = i
+    var = line[:cut].rstrip(":").upper()
+    value = line[cut + 1:].strip()
+    if value.startswith("="):  # "VAR = value"
+        value = value[1:].strip()
+    return var, value
+
+
+def used_settings(stanza: Stanza, warnings: list) -> dict:
+    """The variables of a stanza in use that spa-lite honours; its problems raised, its
+    unknown or unsupported variables turned into warnings."""
+    for where, message in stanza.problems:
+        raise UsageError("%s: %s" % (where, message))
+    return dict((var, v) for var, v in stanza.items()
+                if accept_var(var, v.value, v.where, warnings))
 
 
 def accept_var(var: str, value: str, where: str, warnings: list) -> bool:
@@ -103,12 +132,12 @@ def load_rc(path: str, named: str = None, required: bool = False):
     except (OSError, UnicodeError) as exc:
         raise UsageError("%s: cannot read rc file: %s" % (path, getattr(exc, "strerror", None) or exc))
     stanzas, warnings = parse_rc_text(text, path)
-    merged = dict(stanzas.get("default", {}))
+    merged = used_settings(stanzas.get("default", Stanza()), warnings)
     if named:
         if named not in stanzas:
             raise UsageError("%s: no stanza [%s] (have: %s)"
                              % (path, named, ", ".join(sorted(stanzas)) or "none"))
-        own = stanzas[named]
+        own = used_settings(stanzas[named], warnings) if named != "default" else {}
         # A key set in the named stanza replaces the default's key in either form.
         for pair in (("KEY", "KEY_BASE64"), ("HMAC_KEY", "HMAC_KEY_BASE64")):
             if any(k in own for k in pair):

@@ -45,6 +45,7 @@ class SendRequest:
         self.hmac_type = DEFAULT_HMAC
         self.user_agent = None
         self.resolve_ipv4 = False
+        self.allow_ip = None         # the address the knock asks to open for
         self.notes = []              # human notes such as a randomly assigned port
 
 
@@ -146,11 +147,84 @@ def default_username(environ=None) -> str:
         return "NO_USER"
 
 
-def build_request(get, random_bytes, now: int, prompt=None, test_mode: bool = False) -> SendRequest:
+def _from_cli(s) -> bool:
+    return s is not None and s.where.startswith("-")
+
+
+def choose_allow(get):
+    """How the allow IP is chosen: ("ip"|"source"|"resolve", the deciding Setting).
+
+    The command line beats the rc file; within each, an address or ``-s`` beats ``-R``
+    (fwknop: "-a overrides -R"); ``ALLOW_IP resolve``, ``RESOLVE_IP_HTTPS``/``_HTTP Y``,
+    ``RESOLVE_HTTP_ONLY Y`` and a ``RESOLVE_URL`` all mean resolve."""
+    allow, source = get("ALLOW_IP"), get("SOURCE_IP")
+    wants = [s for s in (get("RESOLVE_IP_HTTPS"), get("RESOLVE_IP_HTTP"),
+                         get("RESOLVE_HTTP_ONLY")) if s is not None and parse_bool(s)]
+    url = get("RESOLVE_URL")
+    if url is not None:
+        wants.append(url)
+
+    def direct(pick_cli: bool):
+        if source is not None and _from_cli(source) == pick_cli and parse_bool(source):
+            return "source", source
+        if allow is not None and _from_cli(allow) == pick_cli:
+            word = str(allow.value).strip().lower()
+            return {"source": "source", "resolve": "resolve"}.get(word, "ip"), allow
+        return None
+    for pick_cli in (True, False):
+        found = direct(pick_cli)
+        if found:
+            return found
+        asked = [w for w in wants if _from_cli(w) == pick_cli]
+        if asked:
+            return "resolve", asked[0]
+    raise UsageError("no allow IP: use -a IP, -s (use the packet's source address), -R (ask "
+                     "a web service) or ALLOW_IP in the rc stanza")
+
+
+def read_key_file(s: Setting, server, what: str) -> bytes:
+    """fwknop's -G/--get-key file: lines ``SERVER: key``; the last line for the -D value
+    wins. The key is a passphrase (like KEY), never logged."""
+    if not server:
+        raise UsageError("%s: a key file is looked up by server: give -D/--destination" % s.where)
+    path = str(s.value)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except (OSError, UnicodeError) as exc:
+        raise CryptoError("%s: cannot read %s key file %s: %s"
+                          % (s.where, what, path, getattr(exc, "strerror", None) or exc))
+    key = None
+    for line in lines:
+        line = line.lstrip(" \t=")
+        if not line or line[0] in "#;" or not line.startswith(server + ":"):
+            continue
+        key = line[len(server) + 1:].lstrip(" \t=").rstrip("\r")
+    if not key:
+        raise CryptoError("%s: no %s key for %s (a line '%s: KEY')" % (path, what, server, server))
+    return key.encode()
+
+
+def pick_key(get, raw_var: str, b64_var: str, file_var: str, what: str, server):
+    """The key by precedence: command line (--key-*, then -G), rc KEY/KEY_BASE64, rc
+    KEY_FILE; None when none is set (then --stdin/--fd or a prompt supplies it)."""
+    direct = key_from(get, raw_var, b64_var, what)
+    kf = get(file_var)
+    if kf is None:
+        return direct
+    given = get(raw_var) or get(b64_var)
+    if direct is None or (_from_cli(kf) and not _from_cli(given)):
+        return read_key_file(kf, server, what)
+    return direct
+
+
+def build_request(get, random_bytes, now: int, prompt=None, test_mode: bool = False,
+                  resolve_ip=None) -> SendRequest:
     """Resolve settings via ``get(VAR) -> Setting|None`` into a SendRequest.
 
     ``random_bytes(n)`` supplies randomness; ``now`` is the Unix time; ``prompt(text)``
-    asks for a missing key (None when there is no terminal: then a missing key is an error).
+    asks for a missing key (None when there is no terminal: then a missing key is an error);
+    ``resolve_ip(get)`` finds our address for -R (the only network use before sending).
     """
     req = SendRequest()
 
@@ -193,25 +267,21 @@ def build_request(get, random_bytes, now: int, prompt=None, test_mode: bool = Fa
     # -- message fields
     rand = fields.make_rand_value(random_bytes(8))
     command = val("SERVER_CMD")
-    allow = get("ALLOW_IP")
-    source_flag = val("SOURCE_IP", parse_bool, False)
-    if source_flag:
+    how, setting = choose_allow(get)
+    if how == "source":
         allow_ip = "0.0.0.0"
-    elif allow is None:
-        raise UsageError("no allow IP: use -a IP, -s (use the packet's source address) or "
-                         "ALLOW_IP in the rc stanza")
+    elif how == "resolve":
+        if resolve_ip is None:
+            raise UsageError("%s: asks for -R address resolution, which needs the network"
+                             % setting.where)
+        allow_ip = resolve_ip(get)
     else:
-        text = str(allow.value).strip()
-        if text.lower() == "source":
-            allow_ip = "0.0.0.0"
-        elif text.lower() == "resolve":
-            raise UsageError("%s: ALLOW_IP resolve (-R, asking a web service for your address) "
-                             "is not supported; use -a IP or -s" % allow.where)
-        else:
-            try:
-                allow_ip = fields.validate_allow_ip(text)
-            except SpaError:
-                raise UsageError("%s: invalid allow IP %r" % (allow.where, text))
+        text = str(setting.value).strip()
+        try:
+            allow_ip = fields.validate_allow_ip(text)
+        except SpaError:
+            raise UsageError("%s: invalid allow IP %r" % (setting.where, text))
+    req.allow_ip = allow_ip
 
     timeout = val("FW_TIMEOUT")
     if timeout is not None:
@@ -293,13 +363,14 @@ def build_request(get, random_bytes, now: int, prompt=None, test_mode: bool = Fa
                              timeout, limits.FKO_PROTOCOL_VERSION, digest)
 
     # -- keys (last, so option errors are reported before any prompt)
-    req.key = key_from(get, "KEY", "KEY_BASE64", "encryption")
+    req.key = pick_key(get, "KEY", "KEY_BASE64", "KEY_FILE", "encryption", req.destination)
     if req.key is None:
         if prompt is None:
             raise CryptoError("no encryption key: set KEY_BASE64 (or KEY) in the rc stanza, or "
-                              "pass --key-base64-rijndael/--key-rijndael")
+                              "pass --key-base64-rijndael/--key-rijndael, -G FILE or --stdin")
         req.key = prompt("Enter encryption key: ").encode()
-    req.hmac_key = key_from(get, "HMAC_KEY", "HMAC_KEY_BASE64", "HMAC")
+    req.hmac_key = pick_key(get, "HMAC_KEY", "HMAC_KEY_BASE64", "HMAC_KEY_FILE", "HMAC",
+                            req.destination)
     use_hmac = get("USE_HMAC")
     if use_hmac is not None and not parse_bool(use_hmac):
         req.hmac_key = None

@@ -12,9 +12,9 @@ SEND_TIMEOUT = 5.0
 DEFAULT_USER_AGENT = "Fwknop/spa-lite-" + __version__  # fwknopd 2.6.10 requires "Fwknop"
 
 
-def resolve(host: str, port: int, socktype: int, ipv4_only: bool = False):
-    """First (family, sockaddr) for host:port; IPv4 only when asked (SERVER_RESOLVE_IPV4)."""
-    family = socket.AF_INET if ipv4_only else socket.AF_UNSPEC
+def resolve(host: str, port: int, socktype: int, family: int = socket.AF_UNSPEC):
+    """First (family, sockaddr) for host:port; of one family when asked (-4/-6,
+    SERVER_RESOLVE_IPV4)."""
     try:
         infos = socket.getaddrinfo(host, port, family, socktype)
     except (socket.gaierror, UnicodeError) as exc:
@@ -34,10 +34,10 @@ def http_request(wire: str, host: str, user_agent=None) -> bytes:
 
 
 def send(wire: str, host: str, port: int, proto: str = "udp", source_port=None,
-         ipv4_only: bool = False, user_agent=None, timeout: float = SEND_TIMEOUT):
+         family: int = socket.AF_UNSPEC, user_agent=None, timeout: float = SEND_TIMEOUT):
     """Send one SPA packet; returns the (address, port) it went to. Raises NetworkError."""
     stype = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
-    family, addr = resolve(host, port, stype, ipv4_only)
+    family, addr = resolve(host, port, stype, family)
     payload = wire.encode() if proto != "http" else http_request(wire, host, user_agent)
     sock = None
     try:
