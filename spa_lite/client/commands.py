@@ -90,7 +90,8 @@ def load_settings(args, options: dict):
     if uci_file:
         rc, warnings = load_uci_client(uci_file, args.named_config)
     elif not no_rc:
-        rc, warnings = load_rc(path, args.named_config, required=bool(args.rc_file))
+        rc, warnings = load_rc(path, args.named_config, required=bool(args.rc_file),
+                               new_ok=bool(getattr(args, "save_rc_stanza", None)))
     elif args.named_config:
         raise UsageError("-n/--named-config needs an rc file (drop --no-rc-file)")
     for w in warnings:
@@ -101,6 +102,11 @@ def load_settings(args, options: dict):
         if v is None or v is False:
             continue
         cli[var] = Setting("Y" if v is True else v, flag)
+
+    for pair in (("KEY", "KEY_BASE64"), ("HMAC_KEY", "HMAC_KEY_BASE64")):
+        if any(v in cli for v in pair):      # a key on the command line hides the rc's key
+            for v in pair:                   # in the other form
+                rc.pop(v, None)
 
     def get(var):
         if var in cli:

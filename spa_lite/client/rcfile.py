@@ -115,18 +115,19 @@ def default_rc_path() -> str:
     return os.path.join(os.path.expanduser("~"), ".fwknoprc")
 
 
-def load_rc(path: str, named: str = None, required: bool = False):
+def load_rc(path: str, named: str = None, required: bool = False, new_ok: bool = False):
     """Merged variables of ``[default]`` then ``[named]`` (named wins), plus warnings.
 
     A missing file is fine unless ``required`` (an explicit --rc-file); a missing named
-    stanza is an error, since silently using defaults would knock the wrong server.
+    stanza is an error, since silently using defaults would knock the wrong server, unless
+    ``new_ok`` (--save-rc-stanza is about to create it).
     """
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
         mode = os.stat(path).st_mode
     except FileNotFoundError:
-        if required or named:
+        if (required or named) and not new_ok:
             raise UsageError("%s: rc file not found" % path)
         return {}, []
     except (OSError, UnicodeError) as exc:
@@ -134,6 +135,8 @@ def load_rc(path: str, named: str = None, required: bool = False):
     stanzas, warnings = parse_rc_text(text, path)
     merged = used_settings(stanzas.get("default", Stanza()), warnings)
     if named:
+        if named not in stanzas and new_ok:
+            stanzas[named] = Stanza()
         if named not in stanzas:
             raise UsageError("%s: no stanza [%s] (have: %s)"
                              % (path, named, ", ".join(sorted(stanzas)) or "none"))
