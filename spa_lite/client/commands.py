@@ -268,8 +268,9 @@ def rc_values(cli: dict, req=None):
     from spa_lite.client.request import parse_time_offset
     out, offset = [], None
     for var, s in cli.items():
-        if var in ("SERVER_CMD", "SERVER_AUTH"):
-            continue                 # fwknop has no rc variable for these
+        if var in ("SERVER_CMD", "SERVER_AUTH", "HMAC_KEY_FILE"):
+            continue                 # fwknop has no rc variable for these (2.6.10 reads
+            # HMAC_KEY_FILE but never uses it: a stanza with it would knock without HMAC)
         if var == "SOURCE_IP":
             out.append(("ALLOW_IP", "source"))
         elif var in ("TIME_OFFSET_PLUS", "TIME_OFFSET_MINUS"):
