@@ -118,13 +118,14 @@ def door(args, req, sent_to, host: str, port: int):
     failures = sock
     what = ", ".join("%s: %s" % (a, r) for a, r in failures.items())
     stanza = " (stanza %s)" % args.named_config if args.named_config else ""
+    allow = "its source address" if req.allow_ip in ("0.0.0.0", "::") else req.allow_ip
     raise ClosedError(
         "knocked %s %s/%d%s asking %s for %s, but %s port %d stayed closed for %.1f s (%s); "
-        "the SPA server's log says why it did not open (a wrong key, clock skew, a replay, "
-        "or a source or access not allowed)"
-        % (req.destination, req.proto, sent_to[1], stanza,
-           ",".join("%s/%d" % a for a in _access(req)) or "access", req.allow_ip, host, port,
-           wait, what))
+        "the SPA server's log says why (a wrong key, clock skew, a replay, a source or port "
+        "not allowed): journalctl -t spa-lite, or logread -e spa-lite on OpenWrt, or "
+        "fwknopd's syslog" % (req.destination, req.proto, sent_to[1], stanza,
+                              ",".join("%s/%d" % a for a in _access(req)) or "access", allow,
+                              host, port, wait, what))
 
 
 def _access(req):
