@@ -244,3 +244,23 @@ def test_parse_answer_refusals():
         with pytest.raises(ValueError):
             parse_answer(bad)
     assert parse_answer(b'{"ip": "2001:db8::7"}') == "2001:db8::7"
+
+
+def test_without_ssl_module_https_says_what_to_install(monkeypatch):
+    """OpenWrt's python3-light has no ssl: -R over HTTPS says which package, not a traceback."""
+    from spa_lite.client import resolve
+    from spa_lite.errors import UsageError
+    monkeypatch.setitem(sys.modules, "ssl", None)
+    with pytest.raises(UsageError, match="python3-openssl"):
+        resolve.resolve_external_ip("https://%s:8443/plain" % RES4)
+
+
+def test_url_forms():
+    from spa_lite.client.resolve import split_url
+    from spa_lite.errors import UsageError
+    assert split_url("https://[fd13:80::1]:8443/ip?x=1") == ("https", "fd13:80::1", 8443, "/ip?x=1")
+    assert split_url("HTTP://Resolver.Test") == ("http", "Resolver.Test", 80, "/")
+    for bad in ("ftp://x/", "https://", "https://a b/", "https://x:0/", "https://x:70000/",
+                "https://user@x/", "//x/"):
+        with pytest.raises(UsageError):
+            split_url(bad)

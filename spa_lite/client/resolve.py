@@ -1,14 +1,15 @@
 """``-R``: ask a web service which address the world sees us from (the allow IP of a knock
 from behind NAT, CGNAT or a dynamic address).
 
-fwknop runs wget for this; spa-lite uses the standard library (http.client and ssl), with
+fwknop runs wget for this; spa-lite uses the standard library (a socket and ssl), with
 certificate and host-name verification always on, a CA file for a private resolver, a short
 timeout, and an answer that must be exactly one IPv4 or IPv6 address. Anything else is one
 line naming the URL and what was wrong, and exit 4.
 """
 
+import re
 import socket
-import ssl
+import time
 
 from spa_lite.core import fields
 from spa_lite.core.errors import SpaError
@@ -18,6 +19,7 @@ DEFAULT_HTTPS_URL = "https://www.cipherdyne.org/cgi-bin/myip"    # fwknop's -R d
 DEFAULT_HTTP_URL = "http://www.cipherdyne.org/cgi-bin/myip"      # its --resolve-http-only
 TIMEOUT = 5.0                  # seconds for the whole exchange: a cron knock must not hang
 MAX_ANSWER = 4096              # bytes of body read; an address needs 45
+MAX_HEADER = 8192              # bytes of HTTP header read
 
 
 def parse_answer(body: bytes) -> str:
@@ -67,57 +69,100 @@ def _clip(text: str) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+URL_RE = re.compile(r"^(?i:(https?))://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::([0-9]{1,5}))?"
+                    r"([/?][!-~]*)?$")
+
+
+def split_url(url: str):
+    """(scheme, host, port, path) of an http(s) URL; UsageError naming it otherwise."""
+    m = URL_RE.match(url.strip())
+    if not m or (m.group(3) and not 0 < int(m.group(3)) <= 65535):
+        raise UsageError("resolver URL %r: must be https://HOST[:PORT]/PATH" % url)
+    scheme = m.group(1).lower()
+    path = m.group(4) or "/"
+    return (scheme, m.group(2).strip("[]"), int(m.group(3) or (443 if scheme == "https" else 80)),
+            path if path.startswith("/") else "/" + path)
+
+
 def resolve_external_ip(url: str, family: int = socket.AF_UNSPEC, cafile=None,
                         timeout: float = TIMEOUT, user_agent=None) -> str:
     """GET ``url`` and return the address in its answer; NetworkError (exit 4) otherwise.
     ``family`` (AF_INET/AF_INET6) picks which of our addresses the resolver gets to see."""
-    import http.client
-    from urllib.parse import urlsplit
+    scheme, host, port, path = split_url(url)
+    ctx = _tls_context(cafile) if scheme == "https" else None
     try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise UsageError("resolver URL %r: %s" % (url, exc))
-    scheme = parts.scheme.lower()
-    if scheme not in ("https", "http") or not parts.hostname:
-        raise UsageError("resolver URL %r: must be https://HOST[:PORT]/PATH" % url)
-    path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
-    if scheme == "https":
-        try:
-            ctx = ssl.create_default_context(cafile=cafile)
-        except (OSError, ssl.SSLError) as exc:
-            raise UsageError("%s: cannot load CA file: %s" % (cafile, getattr(exc, "strerror", None) or exc))
-        conn = http.client.HTTPSConnection(parts.hostname, port, timeout=timeout, context=ctx)
-    else:
-        conn = http.client.HTTPConnection(parts.hostname, port, timeout=timeout)
-    conn._create_connection = lambda addr, t, src=None: _connect(addr, t, family)
-    try:
-        conn.request("GET", path, headers={"User-Agent": user_agent or _agent(),
-                                           "Accept": "*/*", "Connection": "close"})
-        resp = conn.getresponse()
-        body = resp.read(MAX_ANSWER + 1)
-        status = resp.status
-    except ssl.SSLCertVerificationError as exc:
-        raise NetworkError("cannot resolve our address via %s: certificate not trusted (%s)%s"
-                           % (url, exc.verify_message or exc.reason,
-                              "" if cafile else "; a private resolver needs --resolve-ca-file"))
+        status, body = _get(host, port, path, family, ctx, timeout, user_agent or _agent())
     except socket.timeout:
         raise NetworkError("cannot resolve our address via %s: no answer within %g s"
                            % (url, timeout))
-    except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
+    except OSError as exc:
+        verify = getattr(exc, "verify_message", None)
+        if verify:
+            raise NetworkError("cannot resolve our address via %s: certificate not trusted (%s)%s"
+                               % (url, verify, "" if cafile else
+                                  "; a private resolver needs --resolve-ca-file"))
         raise NetworkError("cannot resolve our address via %s: %s"
                            % (url, getattr(exc, "strerror", None) or str(exc) or type(exc).__name__))
-    finally:
-        conn.close()
     if status != 200:
         raise NetworkError("cannot resolve our address via %s: HTTP status %d" % (url, status))
-    if len(body) > MAX_ANSWER:
-        raise NetworkError("cannot resolve our address via %s: answer longer than %d bytes"
-                           % (url, MAX_ANSWER))
     try:
         return parse_answer(body)
     except ValueError as exc:
         raise NetworkError("cannot resolve our address via %s: %s" % (url, exc))
+
+
+def _tls_context(cafile):
+    """Certificate and host-name checks on. ``ssl`` is imported here only: OpenWrt ships it
+    apart from python3-light (python3-openssl), and only -R over HTTPS needs it."""
+    try:
+        import ssl
+    except ImportError:
+        raise UsageError("-R over HTTPS needs Python's ssl module (OpenWrt: opkg install "
+                         "python3-openssl)")
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError("%s: cannot load CA file: %s" % (cafile, getattr(exc, "strerror", None) or exc))
+
+
+def _get(host, port, path, family, ctx, timeout, user_agent):
+    """One HTTP/1.0 GET (no chunked encoding, the server closes): (status, body). The whole
+    exchange shares one deadline. Plain sockets rather than http.client or urllib, which
+    OpenWrt splits out of python3-light."""
+    deadline = time.monotonic() + timeout
+
+    def left():
+        rest = deadline - time.monotonic()
+        if rest <= 0:
+            raise socket.timeout("timed out")
+        return rest
+    sock = _connect((host, port), left(), family)
+    try:
+        if ctx is not None:
+            sock.settimeout(left())
+            sock = ctx.wrap_socket(sock, server_hostname=host)
+        name = "[%s]" % host if ":" in host else host
+        sock.settimeout(left())
+        sock.sendall(("GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: %s\r\nAccept: */*\r\n"
+                      "Connection: close\r\n\r\n" % (path, name, user_agent)).encode())
+        data = b""
+        while len(data) <= MAX_HEADER + MAX_ANSWER:
+            sock.settimeout(left())
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        sock.close()
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        raise OSError("no HTTP answer")
+    status = head.split(b"\r\n", 1)[0].split()
+    if len(status) < 2 or not status[0].startswith(b"HTTP/") or not status[1].isdigit():
+        raise OSError("not an HTTP answer")
+    if len(body) > MAX_ANSWER:
+        raise OSError("answer longer than %d bytes" % MAX_ANSWER)
+    return int(status[1]), body
 
 
 def _agent() -> str:
