@@ -16,21 +16,13 @@ import pytest
 
 from tests.conftest import HMAC_KEY_B64, KEY_B64, REPO, need_root, need_tool
 from tests.netns import Lab
+from tests.test_firewall_nftables import wait_until
 from tests.test_server_live import Server
 
 SRV4, CLI4, SRV6, CLI6 = "10.213.90.1", "10.213.90.2", "fd13:90::1", "fd13:90::2"
 PORT = 2222
 NAME = "door.test"
 OTHER_KEY = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY="
-
-
-def wait_until(pred, seconds):
-    end = time.time() + seconds
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 @pytest.fixture

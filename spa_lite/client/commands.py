@@ -229,7 +229,7 @@ def cmd_send(args) -> int:
         return _send_keygen(args, get)
     req, wire_text, sent_to = knock(args, get, test_mode=args.test)
     if args.save_rc_stanza:
-        _save_stanza(args, get, req)
+        _save_stanza(args, get)
     if args.save_packet:
         write_private(args.save_packet, wire_text + "\n")
     if args.test:
@@ -241,11 +241,11 @@ def cmd_send(args) -> int:
     return 0
 
 
-def _save_stanza(args, get, req=None, extra=()) -> None:
+def _save_stanza(args, get, extra=()) -> None:
     from spa_lite.client import rcsave
     name = args.save_rc_stanza if isinstance(args.save_rc_stanza, str) else (
         args.named_config or rcsave.default_name(args.destination))
-    values = rc_values(get.cli, req) + list(extra)
+    values = rc_values(get.cli) + list(extra)
     confirm = None
     if not args.force_stanza and not args.quiet and sys.stdin.isatty() and sys.stderr.isatty():
         def confirm(question):
@@ -262,7 +262,7 @@ def _save_stanza(args, get, req=None, extra=()) -> None:
 _UPPER = ("DIGEST_TYPE", "HMAC_DIGEST_TYPE", "ENCRYPTION_MODE")
 
 
-def rc_values(cli: dict, req=None):
+def rc_values(cli: dict):
     """[(VAR, value)] for the command-line settings, as fwknop's --save-rc-stanza writes
     them (-s as ALLOW_IP source; the two time offsets as one TIME_OFFSET in seconds)."""
     from spa_lite.client.request import parse_time_offset
