@@ -204,7 +204,8 @@ def _fill_send(s) -> None:
     rc.add_argument("--stanza-list", action="store_true", help="list the rc file's stanzas, exit")
     rc.add_argument("-k", "--key-gen", action="store_true",
                     help="generate keys instead of sending (with --save-rc-stanza: into the stanza)")
-    rc.add_argument("-K", "--key-gen-file", metavar="FILE", help="with -k: write them to FILE")
+    rc.add_argument("-K", "--key-gen-file", metavar="FILE",
+                    help="generate keys into FILE (mode 0600) instead of sending")
     rc.add_argument("--key-len", type=int, default=32, metavar="N", help="with -k: key bytes")
     rc.add_argument("--hmac-key-len", type=int, metavar="N", help="with -k: HMAC key bytes")
 

@@ -164,7 +164,7 @@ def test_keygen_into_a_stanza(tmp_path):
     assert "KEY_BASE64" in text and "HMAC_KEY_BASE64" in text and "USE_HMAC" in text
     r = cli(tmp_path, "send", "-T", "-n", "fresh")
     assert r.returncode == 0, r.stderr
-    r = cli(tmp_path, "send", "-k", "-K", str(tmp_path / "keys"))
+    r = cli(tmp_path, "send", "-K", str(tmp_path / "keys"))        # -K alone, as fwknop
     assert r.returncode == 0 and stat.S_IMODE(os.stat(tmp_path / "keys").st_mode) == 0o600
     assert (tmp_path / "keys").read_text().startswith("KEY_BASE64: ")
 

@@ -225,7 +225,7 @@ def cmd_send(args) -> int:
             sys.stdout.write(name + "\n")
         return 0
     get = load_settings(args, SEND_OPTIONS)
-    if args.key_gen:
+    if args.key_gen or args.key_gen_file:       # fwknop: -K FILE alone generates too
         return _send_keygen(args, get)
     req, wire_text, sent_to = knock(args, get, test_mode=args.test)
     if args.save_rc_stanza:
@@ -301,6 +301,8 @@ def _send_keygen(args, get) -> int:
                                        ("USE_HMAC", "Y")])
     elif args.key_gen_file:
         write_private(args.key_gen_file, keygen_mod.keygen_lines(key_b64, hmac_b64))
+        if not args.quiet:
+            sys.stderr.write("[+] Wrote Rijndael and HMAC keys to: %s\n" % args.key_gen_file)
     else:
         sys.stdout.write(keygen_mod.keygen_lines(key_b64, hmac_b64))
     return 0
