@@ -156,6 +156,13 @@ def wait_open(args, req, sent_to) -> None:
 def relay(sock, fd_in: int = 0, fd_out: int = 1) -> None:
     """Copy fd_in -> sock and sock -> fd_out until the server closes (ssh's ProxyCommand
     talks over these pipes). A closed stdin half-closes the connection."""
+    try:
+        _pump(sock, fd_in, fd_out)
+    except (BrokenPipeError, ConnectionResetError):
+        pass                         # ssh went away, or the server reset: nothing to say
+
+
+def _pump(sock, fd_in: int, fd_out: int) -> None:
     readers = [fd_in, sock]
     while sock in readers:
         ready, _, _ = select.select(readers, [], [])
@@ -170,10 +177,7 @@ def relay(sock, fd_in: int = 0, fd_out: int = 1) -> None:
                 except OSError:
                     pass
         if sock in ready:
-            try:
-                data = sock.recv(RELAY_CHUNK)
-            except ConnectionResetError:
-                data = b""
+            data = sock.recv(RELAY_CHUNK)
             if not data:
                 break
             view = memoryview(data)
