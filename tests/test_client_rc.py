@@ -94,8 +94,9 @@ def test_save_rc_stanza_writes_fwknop_layout_0600(tmp_path):
     os.umask(0o022)
     r = cli(tmp_path, "send", "-T", "-n", "work", "--save-rc-stanza", "-D", "10.213.7.1",
             "-A", "tcp/22", "-s", "-m", "sha512", "-M", "ctr", "--hmac-digest-type", "sha384",
-            "--time-offset-plus", "5m", "--time-offset-minus", "20", *KEYS)
+            "--time-offset-plus", "5m", "--time-offset-minus", "20", "-4", *KEYS)
     assert r.returncode == 0, r.stderr
+    assert "not saved in the stanza" in r.stderr and ": -4\n" in r.stderr   # said, not lost
     p = tmp_path / ".fwknoprc"
     assert stat.S_IMODE(os.stat(p).st_mode) == 0o600
     text = p.read_text()

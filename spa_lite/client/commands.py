@@ -256,6 +256,14 @@ def _save_stanza(args, get, extra=()) -> None:
                               args.force_stanza, confirm)
     if not args.quiet:
         sys.stderr.write("[+] %s\n" % note)
+    unsaved = [flag for flag, on in (
+        ("-4", args.ipv4), ("-6", args.ipv6), ("--resolve-ca-file", args.resolve_ca_file),
+        ("--resolve-timeout", args.resolve_timeout), ("--wait", args.wait),
+        ("--wait-open", args.wait_open), ("-C", args.server_cmd), ("--server-auth", args.server_auth),
+        ("--get-hmac-key", args.get_hmac_key)) if on]
+    if unsaved:
+        _warn("not saved in the stanza (fwknop's rc files have no variable for them, or "
+              "fwknop 2.6.10 ignores it): %s" % ", ".join(unsaved), args.quiet)
 
 
 # What fwknop writes for a command-line setting, where it differs from the option's text.
