@@ -19,9 +19,14 @@ BUILD = os.path.join(REPO, "scripts", "build-ipk")
 INIT = os.path.join(REPO, "openwrt", "files", "spa-lite.init")
 
 
+# bytecode for the interpreter running the tests, so the installed package runs here
+PYVER = "%d.%d" % sys.version_info[:2]
+
+
 def build(outdir, epoch="1700000000"):
     env = dict(os.environ, SOURCE_DATE_EPOCH=epoch)
-    r = subprocess.run([sys.executable, BUILD, "--output-dir", str(outdir)], env=env,
+    r = subprocess.run([sys.executable, BUILD, "--output-dir", str(outdir), "--python-version",
+                        PYVER], env=env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     names = os.listdir(outdir)
@@ -90,21 +95,22 @@ def test_control_fields_as_openwrt_writes_them(ipk):
     _, _, inner = parts(ipk)
     ctl = {m.name: (m, data) for m, data in members(inner["./control.tar.gz"])}
     assert sorted(ctl) == [".", "./conffiles", "./control", "./postinst", "./postinst-pkg",
-                           "./postrm", "./prerm"]
+                           "./postrm", "./prerm", "./prerm-pkg"]
     text = ctl["./control"][1].decode()
     fields = control_fields(text)
     assert list(fields)[:2] == ["Package", "Version"]
     assert list(fields)[-3:] == ["Architecture", "Installed-Size", "Description"]
     assert fields["Package"] == "spa-lite" and fields["Version"] == "0.1.0-1"
     assert fields["Architecture"] == "all"
-    assert fields["Depends"] == "python3-light, nftables"
+    assert fields["Depends"] == "libc, python3-light, nftables-json"   # libc as the SDK adds it
+    assert fields["License"] == "MIT" and fields["LicenseFiles"] == "LICENSE"
     assert fields["SourceDateEpoch"] == "1700000000"
     data_tar = gzip.decompress(inner["./data.tar.gz"])
     assert int(fields["Installed-Size"]) == len(data_tar)
     assert text.startswith("Package: spa-lite\nVersion: 0.1.0-1\n")
     assert re.search(r"^Description:  \S", text, re.M)          # OpenWrt's two spaces
     assert ctl["./conffiles"][1] == b"/etc/config/spa-lite\n"
-    for name in ("./postinst", "./postinst-pkg", "./postrm", "./prerm"):
+    for name in ("./postinst", "./postinst-pkg", "./postrm", "./prerm", "./prerm-pkg"):
         assert ctl[name][0].mode == 0o755, name
     assert ctl["./control"][0].mode == 0o644
     assert ctl["./postinst"][1].decode().splitlines() == [
@@ -142,13 +148,15 @@ def test_data_holds_exactly_the_package_files_with_modes(ipk):
         name = "./usr/share/nftables.d/%s/spa-lite.nft" % inc
         with open(os.path.join(REPO, "openwrt", "nftables.d", inc, "spa-lite.nft"), "rb") as fh:
             assert data[name][1] == fh.read()
-    py = sorted(n[len("./usr/lib/spa-lite/"):] for n in data if n.endswith(".py"))
-    repo_py = sorted(os.path.relpath(os.path.join(d, f), REPO)
+    # bytecode without sources (as OpenWrt ships Python): one legacy .pyc where each
+    # module's .py would be
+    pyc = sorted(n[len("./usr/lib/spa-lite/"):] for n in data if n.endswith(".pyc"))
+    repo_py = sorted(os.path.relpath(os.path.join(d, f), REPO)[:-3] + ".pyc"
                      for d, _, fs in os.walk(os.path.join(REPO, "spa_lite"))
                      for f in fs if f.endswith(".py"))
-    assert py == repo_py
-    assert not [n for n in data if "__pycache__" in n or n.endswith(".pyc")]
-    assert not [n for n in data if re.search(r"python3\.\d+", n)]    # version-independent
+    assert pyc == repo_py
+    assert not [n for n in data if "__pycache__" in n or n.endswith(".py")]
+    assert not [n for n in data if re.search(r"python3\.\d+", n)]    # no site-packages dir
     with open(os.path.join(REPO, "openwrt", "files", "spa-lite.config"), "rb") as fh:
         assert data["./etc/config/spa-lite"][1] == fh.read()
 
