@@ -144,7 +144,7 @@ def test_data_holds_exactly_the_package_files_with_modes(ipk):
     assert modes["./etc/init.d/spa-lite"] == 0o755
     assert modes["./usr/bin/spa-lite"] == 0o755
     assert data["./lib/upgrade/keep.d/spa-lite"][1] == b"/etc/config/spa-lite\n"
-    for inc in ("table-pre", "chain-pre/input_wan", "chain-pre/dstnat", "chain-pre/forward_wan"):
+    for inc in ("table-pre", "chain-pre/input", "chain-pre/dstnat", "chain-pre/forward"):
         name = "./usr/share/nftables.d/%s/spa-lite.nft" % inc
         with open(os.path.join(REPO, "openwrt", "nftables.d", inc, "spa-lite.nft"), "rb") as fh:
             assert data[name][1] == fh.read()

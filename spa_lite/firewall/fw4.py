@@ -1,14 +1,24 @@
 """fw4 backend (OpenWrt 22.03+): grants are elements of sets inside ``table inet fw4``.
 
-An accept in a private table cannot override fw4's wan reject, so the sets and the rules
-that use them live in fw4's own table, declared by include files fw4 renders into its
-ruleset (``/usr/share/nftables.d/table-pre/spa-lite.nft`` and the ``chain-pre`` files for
-input_wan, dstnat and forward_wan; shipped in ``openwrt/nftables.d``). ``fw4 reload`` (every
-WAN reconnect) keeps set elements and their timers; ``service firewall restart`` recreates
-the table with empty sets, and the daemon's watch re-adds live grants with their remaining
-time within a few seconds.
+An accept in a private table cannot override fw4's reject, so the sets and the rules that
+use them live in fw4's own table, declared by include files fw4 renders into its ruleset
+(shipped in ``openwrt/nftables.d``, installed under ``/usr/share/nftables.d``): the sets
+in ``table-pre``, the accept rules in ``chain-pre/input`` and ``chain-pre/forward`` and the
+NAT map in ``chain-pre/dstnat``. Those are fw4's base chains, which exist whatever the
+zones are called: they run before fw4's per-zone dispatch, so the wiring holds with an
+uplink zone not named ``wan``, several uplink zones, or a PPPoE device. (A file under
+``chain-pre/input_wan`` is silently dropped by fw4 when no zone is named ``wan``.)
+
+``setup()`` proves the wiring in the live ruleset: each set exists and a rule using it sits
+in the fw4 chain hooked where it must act. Otherwise the daemon refuses to start, naming
+what is missing, instead of logging grants that open nothing.
+
+``fw4 reload`` (every WAN reconnect) keeps set elements and their timers; ``service
+firewall restart`` recreates the table with empty sets, and the daemon's watch re-adds
+live grants with their remaining time within a few seconds.
 """
 
+import json
 import shutil
 
 from spa_lite.firewall.base import FirewallError
@@ -16,6 +26,41 @@ from spa_lite.firewall.nftables import NftablesBackend
 from spa_lite.firewall.run import run
 
 INCLUDE_DIR = "/usr/share/nftables.d"
+
+#: set -> (hook of the fw4 base chain whose rules must use it, include file that does)
+WIRING = {
+    "spa_allow4": ("input", "chain-pre/input/spa-lite.nft"),
+    "spa_allow6": ("input", "chain-pre/input/spa-lite.nft"),
+    "spa_dnat4": ("prerouting", "chain-pre/dstnat/spa-lite.nft"),
+    "spa_fwd4": ("forward", "chain-pre/forward/spa-lite.nft"),
+}
+
+
+def missing_wiring(ruleset: dict) -> list:
+    """What ``nft -j list table inet fw4`` lacks for spa-lite's grants to take effect:
+    a list of one-line reasons, empty when every set exists and is used by a rule in the
+    base chain of its hook."""
+    sets, hooks, used = set(), {}, {}
+    for item in ruleset.get("nftables", []):
+        if "set" in item or "map" in item:
+            sets.add((item.get("set") or item.get("map"))["name"])
+        elif "chain" in item and "hook" in item["chain"]:
+            hooks[item["chain"]["name"]] = item["chain"]["hook"]
+        elif "rule" in item:
+            text = json.dumps(item["rule"].get("expr", []))
+            for name in WIRING:
+                if '"@%s"' % name in text:
+                    used.setdefault(name, set()).add(item["rule"].get("chain"))
+    out = []
+    for name, (hook, include) in WIRING.items():
+        if name not in sets:
+            out.append("table inet fw4 has no set %s (install %s/table-pre/spa-lite.nft "
+                       "and run 'fw4 reload')" % (name, INCLUDE_DIR))
+        elif not any(hooks.get(c) == hook for c in used.get(name, ())):
+            out.append("no rule in a fw4 %s hook chain uses set %s, so grants would open "
+                       "nothing (install %s/%s and run 'fw4 reload')"
+                       % (hook, name, INCLUDE_DIR, include))
+    return out
 
 
 class Fw4Backend(NftablesBackend):
@@ -30,13 +75,23 @@ class Fw4Backend(NftablesBackend):
         return shutil.which(self.nft) is not None
 
     def setup(self) -> None:
-        """fw4 owns the table: only check that our include files were rendered into it."""
+        """fw4 owns the table: prove our include files were rendered into it and wired
+        where they act, or raise FirewallError naming the first thing missing."""
         try:
-            run([self.nft, "list", "set", "inet", "fw4", "spa_allow4"])
-        except FirewallError:
-            raise FirewallError("table inet fw4 has no set spa_allow4: install spa-lite's "
-                                "nftables.d include files under %s and run 'fw4 reload'"
-                                % INCLUDE_DIR)
+            out = run([self.nft, "-j", "list", "table", "inet", "fw4"])
+        except FirewallError as exc:
+            if "No such file" in str(exc):
+                raise FirewallError("there is no table inet fw4: is the firewall (fw4) "
+                                    "running?")
+            raise
+        try:
+            ruleset = json.loads(out)
+        except ValueError:
+            raise FirewallError("'nft -j' gave no JSON: install nftables-json (not "
+                                "nftables-nojson)")
+        missing = missing_wiring(ruleset)
+        if missing:
+            raise FirewallError(missing[0])
 
     def _elements(self, g):
         out = NftablesBackend._elements(self, g)
