@@ -10,7 +10,10 @@
 
 On a router the ``uci`` tool is used when it exists (``uci export`` applies pending
 ``uci set`` changes; ``uci batch`` writes); elsewhere, and in the tests, the file format is
-parsed and written here. Both read the same sections.
+parsed and written here. Both read the same sections. Line numbers always come from the
+file itself: ``uci export`` drops comments and adds a ``package`` line, so its line numbers
+are not the ones an admin opens in an editor; its sections and options are mapped back to
+the file's (a value only in pending changes is labelled as such).
 
 Sections become fwknop-style ``(where, KEYWORD, value)`` entries with ``where`` =
 ``file:line``, so the fwknopd.conf/access.conf parsers check them and every error still
@@ -124,7 +127,13 @@ def _uci_tool():
 
 
 def load(path: str = DEFAULT_PATH):
-    """Sections of a uci config file, via ``uci export`` when the tool exists."""
+    """Sections of a uci config file, via ``uci export`` when the tool exists (so pending
+    ``uci set`` changes count), each option labelled with its line in the file."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            in_file = parse(fh.read(), path)
+    except (OSError, UnicodeError) as exc:
+        raise UsageError("%s: cannot read: %s" % (path, getattr(exc, "strerror", None) or exc))
     exe = _uci_tool()
     if exe:
         try:
@@ -132,14 +141,45 @@ def load(path: str = DEFAULT_PATH):
                                 os.path.basename(path)], capture_output=True, text=True,
                                timeout=10)
             if r.returncode == 0:
-                return parse(r.stdout, path)
-        except (OSError, subprocess.SubprocessError):
-            pass   # fall back to reading the file: same result without pending changes
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return parse(fh.read(), path)
-    except (OSError, UnicodeError) as exc:
-        raise UsageError("%s: cannot read: %s" % (path, getattr(exc, "strerror", None) or exc))
+                return with_file_positions(parse(r.stdout, path), in_file, path)
+        except (OSError, subprocess.SubprocessError, UsageError):
+            pass   # fall back to the file: same result without pending changes
+    return in_file
+
+
+def with_file_positions(exported, in_file, path: str):
+    """``exported`` (parsed ``uci export`` output) with each section and option labelled
+    with its line in the file (``in_file``, the file parsed): sections are matched by
+    name, anonymous ones by their order among sections of their type, options by name and
+    occurrence. What the file lacks (pending changes) is labelled as uncommitted."""
+    named = {s.name: s for s in in_file if s.name is not None}
+    anonymous = {}
+    for s in in_file:
+        if s.name is None:
+            anonymous.setdefault(s.type, []).append(s)
+    seen_anon = {}
+    for sec in exported:
+        if sec.name is not None:
+            match = named.get(sec.name)
+        else:
+            k = seen_anon.get(sec.type, 0)
+            seen_anon[sec.type] = k + 1
+            found = anonymous.get(sec.type, [])
+            match = found[k] if k < len(found) else None
+        if match is None or match.type != sec.type:
+            sec.where = "%s (uncommitted section %s)" % (path, sec.name or sec.type)
+            sec.options = [(n, v, sec.where) for n, v, _ in sec.options]
+            continue
+        sec.where = match.where
+        count, options = {}, []
+        for n, v, _ in sec.options:
+            k = count.get(n, 0)
+            count[n] = k + 1
+            lines = [w for fn, _, w in match.options if fn == n]
+            options.append((n, v, lines[k] if k < len(lines) else
+                            "%s (uncommitted option %s)" % (match.where, n)))
+        sec.options = options
+    return exported
 
 
 def is_true(value) -> bool:

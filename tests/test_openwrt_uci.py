@@ -8,6 +8,7 @@ daemon would run with), with only the file:line annotations differing.
 import os
 import re
 import stat
+import sys
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -33,6 +34,7 @@ def shipped_with_keys(tmp_path) -> str:
     text = text.replace("option key_base64 '__CHANGEME__'", "option key_base64 '%s'" % KEY_B64)
     text = text.replace("option hmac_key_base64 '__CHANGEME__'",
                         "option hmac_key_base64 '%s'" % HMAC_KEY_B64)
+    text = text.replace("option enabled '0'", "option enabled '1'", 1)   # as the README says
     path.write_text(text)
     path.chmod(0o600)
     return str(path)
@@ -305,9 +307,76 @@ def test_keygen_save_uci_updates_in_place_and_creates(tmp_path):
     assert phone.get("key_base64") == key and phone.get("hmac_key_base64") == hkey
     r = run_cli("keygen", "--save-uci", "laptop", "--uci-file", str(cfg),
                 "--hmac-digest-type", "sha512")
-    assert "(new, source ANY)" in r.stderr
+    assert "(new: source ANY, open_ports tcp/22)" in r.stderr
+    laptop = [s for s in uci.parse(cfg.read_text(), "c") if s.name == "laptop"][0]
+    # never "any port": fwknop lets a stanza without OPEN_PORTS open whatever is asked
+    assert laptop.get("source") == "ANY" and laptop.get("open_ports") == "tcp/22"
     r = run_cli("server", "--uci-file", str(cfg), "-D")
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("# access stanza") == 2 and "HMAC_DIGEST_TYPE               sha512" in r.stdout
     r = run_cli("keygen", "--save-uci", "bad-name", "--uci-file", str(cfg))
     assert r.returncode == 2 and "bad uci section name" in r.stderr
+
+
+# ------------------------------------------------------------------ line numbers
+FAKE_UCI = os.path.join(REPO, "tests", "fake_uci.py")
+
+
+def with_uci_tool(tmp_path):
+    """PATH with a ``uci`` command that prints ``uci export`` as libuci does."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    tool = bindir / "uci"
+    tool.write_text('#!/bin/sh\nexec "%s" "%s" "$@"\n' % (sys.executable, FAKE_UCI))
+    tool.chmod(0o755)
+    return {"PATH": "%s:%s" % (bindir, os.environ["PATH"])}
+
+
+def error_line(path, env=None):
+    r = run_cli("server", "--uci-file", str(path), "--check-config", env=env)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    m = re.search(re.escape(str(path)) + r":(\d+): (.*)", r.stderr)
+    assert m, r.stderr
+    return int(m.group(1)), m.group(2)
+
+
+@pytest.mark.parametrize("rewrite", [False, True])
+def test_uci_errors_name_the_file_line_with_and_without_the_uci_tool(tmp_path, rewrite):
+    """The same file, with comments (and then rewritten as ``uci commit`` writes it: no
+    comments, a leading blank line): the error names the line an editor shows, whether
+    the values come from ``uci export`` or from the file."""
+    cfg = tmp_path / "spa-lite"
+    text = open(shipped_with_keys(tmp_path)).read().replace(
+        "option fw_access_timeout '30'", "option fw_access_timeout 'banana'")
+    cfg.write_text(text)
+    cfg.chmod(0o600)
+    uci_env = with_uci_tool(tmp_path)
+    if rewrite:
+        import subprocess
+        r = subprocess.run([sys.executable, FAKE_UCI, "-c", str(tmp_path), "commit-as-file",
+                            "spa-lite"], capture_output=True, text=True, check=True)
+        cfg.write_text(r.stdout)
+        assert cfg.read_text().startswith("\nconfig server 'server'\n")
+        exported = subprocess.run([sys.executable, FAKE_UCI, "-c", str(tmp_path), "export",
+                                   "spa-lite"], capture_output=True, text=True).stdout
+        assert exported == "package spa-lite\n" + cfg.read_text()
+    want = [i for i, l in enumerate(cfg.read_text().splitlines(), 1) if "banana" in l][0]
+    assert error_line(cfg) == error_line(cfg, uci_env)
+    line, msg = error_line(cfg, uci_env)
+    assert line == want and "FW_ACCESS_TIMEOUT" in msg
+
+
+def test_uci_export_mapping_for_pending_and_anonymous_sections():
+    """Sections matched by name, anonymous ones by order within their type, options by
+    occurrence; what only the export has (pending ``uci set``) is called uncommitted."""
+    in_file = uci.parse("# c\nconfig access\n\toption source 'A'\n\n# c\nconfig access\n"
+                        "\tlist open_ports 'tcp/1'\n\tlist open_ports 'tcp/2'\n"
+                        "config server 's'\n\toption port '1'\n", "f")
+    exported = uci.parse("package x\n\nconfig access\n\toption source 'A'\n\nconfig access\n"
+                         "\tlist open_ports 'tcp/1'\n\tlist open_ports 'tcp/2'\n"
+                         "\toption source 'B'\n\nconfig server 's'\n\toption port '2'\n"
+                         "\nconfig client 'new'\n\toption x 'y'\n", "f")
+    got = uci.with_file_positions(exported, in_file, "f")
+    assert [s.where for s in got] == ["f:2", "f:6", "f:9", "f (uncommitted section new)"]
+    assert [w for _, _, w in got[1].options] == ["f:7", "f:8", "f:6 (uncommitted option source)"]
+    assert got[2].options == [("port", "2", "f:10")]          # pending value, file's line

@@ -347,6 +347,10 @@ def cmd_keygen(args) -> int:
     return 0
 
 
+#: what a section created by ``keygen --save-uci`` may open (edit open_ports for more)
+NEW_SECTION_PORTS = "tcp/22"
+
+
 def _save_keys_to_uci(path, section: str, key_b64: str, hmac_b64: str, hmac_type: str) -> None:
     """Put the keys into an access section of the uci config (OpenWrt onboarding: the phone
     scans the QR, the router keeps the same keys)."""
@@ -358,11 +362,14 @@ def _save_keys_to_uci(path, section: str, key_b64: str, hmac_b64: str, hmac_type
     exists = os.path.exists(path) and any(
         s.name == section for s in uci.load(path))
     if not exists:
-        values = dict(source="ANY", **values)   # a stanza starts with SOURCE
+        # a stanza starts with SOURCE; a new one opens ssh only: under fwknop's rules a
+        # stanza without OPEN_PORTS lets the key open any port the client asks for
+        values = dict(source="ANY", open_ports=NEW_SECTION_PORTS, **values)
     uci.set_section(path, "access", section, values)
     sys.stderr.write("keys written to access section '%s' of %s%s; apply with: "
                      "/etc/init.d/spa-lite reload\n"
-                     % (section, path, " (new, source ANY)" if not exists else ""))
+                     % (section, path, " (new: source ANY, open_ports %s)" % NEW_SECTION_PORTS
+                        if not exists else ""))
 
 
 def _decode_keys(args):
