@@ -205,7 +205,7 @@ def test_installed_package_runs_on_a_bare_interpreter(root):
     r = bare(root, "keygen", "--save-uci", "phone", "--uci-file", str(cfg))
     assert r.returncode == 0, r.stderr
     r = bare(root, "server", "--uci-file", str(cfg), "--check-config")
-    assert (r.returncode, r.stdout) == (0, "enabled=1 network=wan device=- capture=packet\n"), r.stderr
+    assert (r.returncode, r.stdout) == (0, "enabled=0 network=wan device=- capture=packet\n"), r.stderr
     # a full knock built and checked by the installed code, pure-Python AES
     keys = dict(re.findall(r"(\w+): (\S+)", bare(root, "keygen").stdout))
     pkt = bare(root, "send", "--no-rc-file", "-A", "tcp/22", "-a", "192.0.2.7", "-T",
@@ -228,23 +228,50 @@ def test_init_script_passes_sh_n_and_shellcheck():
     assert r.returncode == 0, r.stdout
 
 
+# The init script run as /etc/rc.common runs it under procd (package/base-files rc.common:
+# start = rc_procd start_service, reload = reload_service if defined, else start; rc_procd
+# wraps the call in procd_open_service/procd_close_service, and procd.sh's close runs
+# service_triggers then sends procd "ubus call service set", which replaces the service's
+# instances with the ones just declared: none declared stops the running daemon). procd's
+# functions are recorded instead of executed; config_load/config_get_bool (functions.sh)
+# read the uci file through the installed package's own parser.
 STUBS = r"""
 rec() { printf '%s\n' "$*" >> "$LOG"; }
 logger() { rec logger "$@"; }
+procd_open_service() { rec open_service "$1"; }
+procd_close_service() { service_triggers; rec ubus service "${1:-set}"; }
 procd_open_instance() { rec open_instance; }
 procd_set_param() { rec set_param "$@"; }
 procd_close_instance() { rec close_instance; }
 procd_add_reload_trigger() { rec reload_trigger "$@"; }
 procd_add_reload_interface_trigger() { rec interface_trigger "$@"; }
+config_load() { :; }
+config_get_bool() {
+	local v
+	v=$("$PY" -I -S -c 'import sys; sys.path.insert(0, sys.argv[1])
+from spa_lite import uci
+s = [x for x in uci.load(sys.argv[2]) if x.name == sys.argv[3]]
+print(s[0].get(sys.argv[4], "") if s else "")' "$LIB" "$CFG" "$2" "$3")
+	case "$v" in
+	1|on|true|yes|enabled) v=1 ;;
+	0|off|false|no|disabled) v=0 ;;
+	*) v="$4" ;;
+	esac
+	eval "$1=\$v"
+}
 . "$INIT"
 PROG="$SHIM"
-start_service; rec start_rc $?
-service_triggers
+rc_procd() { procd_open_service spa-lite "$INIT"; "$@"; procd_close_service set; }
+start() { rc_procd start_service "$@"; }
+reload() {
+	if eval "type reload_service" 2>/dev/null >/dev/null; then reload_service "$@"; else start; fi
+}
+"$ACTION"; rec ${ACTION}_rc $?
 """
 
 
-def run_init(root, tmp_path, uci_text, device=""):
-    """start_service + service_triggers of the installed init script, with procd's
+def run_init(root, tmp_path, uci_text, device="", action="start"):
+    """``/etc/init.d/spa-lite ACTION`` as rc.common and procd run it, with procd's
     functions recorded, network_get_device answering ``device``, and spa-lite being the
     installed package reading ``uci_text`` as /etc/config/spa-lite."""
     cfg = tmp_path / "spa-lite"
@@ -265,16 +292,23 @@ def run_init(root, tmp_path, uci_text, device=""):
         log.unlink()
     env = {"PATH": os.environ["PATH"], "LOG": str(log), "SHIM": str(shim),
            "INIT": str(root / "etc" / "init.d" / "spa-lite"), "IPKG_INSTROOT": str(instroot),
-           "STUB_DEVICE": device}
+           "STUB_DEVICE": device, "ACTION": action, "PY": sys.executable, "CFG": str(cfg),
+           "LIB": str(root / "usr" / "lib" / "spa-lite")}
     r = subprocess.run(["sh", "-c", STUBS], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     return log.read_text().splitlines()
 
 
+def enabled(text: str) -> str:
+    return text.replace("option enabled '0'", "option enabled '1'", 1)
+
+
 def keyed(text: str) -> str:
-    return (text.replace("option key_base64 '__CHANGEME__'", "option key_base64 '%s'" % KEY_B64)
-            .replace("option hmac_key_base64 '__CHANGEME__'", "option hmac_key_base64 '%s'"
-                     % HMAC_KEY_B64))
+    """The shipped config after keygen --save-uci and server.enabled=1."""
+    return enabled(text.replace("option key_base64 '__CHANGEME__'", "option key_base64 '%s'"
+                                % KEY_B64)
+                   .replace("option hmac_key_base64 '__CHANGEME__'",
+                            "option hmac_key_base64 '%s'" % HMAC_KEY_B64))
 
 
 @pytest.fixture
@@ -282,12 +316,23 @@ def shipped(root):
     return (root / "etc" / "config" / "spa-lite").read_text()
 
 
-def test_init_refuses_placeholder_keys_and_says_why(root, tmp_path, shipped):
+def test_fresh_install_does_not_start_with_placeholder_keys(root, tmp_path, shipped):
+    """As shipped (what default_postinst starts right after install) the service is off:
+    no instance, no error, one notice that says how to turn it on."""
     log = run_init(root, tmp_path, shipped, device="pppoe-wan")
-    assert "open_instance" not in log
-    assert "start_rc 1" in log
+    assert "open_instance" not in log and "start_rc 0" in log
+    assert not [l for l in log if "daemon.err" in l], log
+    note = [l for l in log if "daemon.notice" in l]
+    assert len(note) == 1 and "spa-lite keygen --qr --save-uci phone" in note[0] \
+        and "uci set spa-lite.server.enabled=1" in note[0], log
+
+
+def test_init_refuses_placeholder_keys_and_says_why(root, tmp_path, shipped):
+    log = run_init(root, tmp_path, enabled(shipped), device="pppoe-wan")
+    assert "open_instance" not in log      # rc.common still sends an empty service set
+    line = [i for i, l in enumerate(shipped.splitlines(), 1) if "key_base64 '__CHANGEME__'" in l][0]
     errs = [l for l in log if l.startswith("logger -t spa-lite -p daemon.err")]
-    assert any("KEY_BASE64 is still the placeholder __CHANGEME__" in l and ":32:" in l
+    assert any("KEY_BASE64 is still the placeholder __CHANGEME__" in l and ":%d:" % line in l
                for l in errs), log
     assert any("not started: fix /etc/config/spa-lite" in l for l in errs)
     assert "reload_trigger spa-lite" in log
@@ -305,7 +350,8 @@ def test_init_starts_on_the_wan_device_with_procd_params(root, tmp_path, shipped
                  "set_param stderr 1", "set_param file /etc/config/spa-lite",
                  "set_param env PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1"):
         assert want in inst, (want, inst)
-    assert log[-3:] == ["start_rc 0", "reload_trigger spa-lite", "interface_trigger wan"]
+    assert log[-4:] == ["reload_trigger spa-lite", "interface_trigger wan", "ubus service set",
+                        "start_rc 0"]
 
 
 def test_init_device_option_skips_the_network_lookup(root, tmp_path, shipped):
@@ -325,14 +371,35 @@ def test_init_waits_for_a_network_that_is_down(root, tmp_path, shipped):
 
 
 def test_init_disabled_and_udp_mode(root, tmp_path, shipped):
-    log = run_init(root, tmp_path, keyed(shipped).replace("option enabled '1'",
-                                                          "option enabled '0'", 1))
+    log = run_init(root, tmp_path, shipped.replace("__CHANGEME__", KEY_B64))
     assert "open_instance" not in log and any("disabled in /etc/config/spa-lite" in l for l in log)
     log = run_init(root, tmp_path, keyed(shipped).replace("option capture 'packet'",
                                                           "option capture 'udp'"))
     assert not [l for l in log if l.startswith("network_get_device")]
     assert any(l.endswith(" server --uci") for l in log)
     assert not [l for l in log if "netdev" in l]
+
+
+def test_reload_with_a_bad_config_keeps_the_running_daemon(root, tmp_path, shipped):
+    """uci set spa-lite.phone.fw_access_timeout=banana; uci commit; reload (what LuCI's
+    Save & Apply and reload_config trigger): the error is logged, the reload refused, and
+    procd is sent nothing, so the running instance keeps serving. A good config reloads
+    into a new instance."""
+    good = run_init(root, tmp_path, keyed(shipped), device="pppoe-wan", action="reload")
+    assert "open_instance" in good and "ubus service set" in good and "reload_rc 0" in good
+    bad = keyed(shipped).replace("option fw_access_timeout '30'",
+                                 "option fw_access_timeout 'banana'")
+    log = run_init(root, tmp_path, bad, device="pppoe-wan", action="reload")
+    assert "ubus service set" not in log, log       # procd would drop the instance
+    assert "reload_rc 1" in log
+    errs = [l for l in log if "daemon.err" in l]
+    line = [i for i, l in enumerate(bad.splitlines(), 1) if "banana" in l][0]
+    assert any("FW_ACCESS_TIMEOUT" in l and ":%d:" % line in l for l in errs), log
+    assert any("reload refused" in l and "keeps its previous settings" in l for l in errs)
+    # disabling is not an error: the reload goes through and procd stops the daemon
+    off = run_init(root, tmp_path, bad.replace("option enabled '1'", "option enabled '0'", 1),
+                   action="reload")
+    assert "ubus service set" in off and "open_instance" not in off
 
 
 def test_keep_d_and_conffiles_cover_the_keys(root):
