@@ -18,7 +18,8 @@ setup(
     description="fwknop-compatible Single Packet Authorization for home routers and Linux",
     long_description=LONG_DESCRIPTION,
     long_description_content_type="text/markdown",
-    license="GPL-2.0-or-later",
+    license_expression="MIT",           # SPDX (PEP 639): core metadata License-Expression
+    license_files=["LICENSE"],
     packages=find_packages(include=["spa_lite", "spa_lite.*"]),
     python_requires=">=3.8",
     install_requires=["pycryptodome>=3.9"],
