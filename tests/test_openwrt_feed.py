@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tarfile
 
-import pytest
 
 from apk_reader import read_apk
 from conftest import REPO
