@@ -140,3 +140,41 @@ def test_fuzz_structured_plaintexts(parts):
         message.decode(text + ":" + digest_b64("sha256", text.encode()))
     except SpaError:
         pass
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(min_size=0, max_size=40), st.binary(min_size=0, max_size=200),
+       st.sampled_from(["cbc", "ctr", "legacy"]), st.binary(min_size=8, max_size=8))
+def test_any_decrypted_bytes_raise_only_spaerror(head, tail, mode, salt):
+    """Whatever decrypts (a no-HMAC stanza decrypts everything), the core answers with a
+    SpaError: 16 non-UTF-8 bytes then ':' once escaped as UnicodeDecodeError and skipped
+    the remaining stanzas."""
+    from spa_lite.core.cipher import encrypt_salted
+    for pt in (head + tail, head[:16].ljust(16, b"\xff") + b":" + tail):
+        full = b64encode(encrypt_salted(pt or b"x", K, salt, mode))
+        try:
+            message.decode(wire.unseal(full[10:], K, mode))
+        except SpaError:
+            pass
+
+
+def test_non_utf8_random_gate_is_a_decrypt_error():
+    from spa_lite.core.cipher import encrypt_salted
+    full = b64encode(encrypt_salted(b"\xff" * 16 + b":" + b"x" * 40, K, bytes(8), "cbc"))
+    assert code_of(wire.unseal, full[10:], K, "cbc") == "decrypt"
+
+
+def test_first_character_must_continue_the_salted_prefix():
+    """The first wire character carries the last 4 bits of "Salted__", which decryption never
+    checks: only the 4 characters an encoder can make are accepted."""
+    assert GOOD_NOHMAC[0] in "89+/"
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    low = alphabet.index(GOOD_NOHMAC[0]) & 3
+    for high in range(16):
+        c = alphabet[high << 2 | low]
+        variant = c + GOOD_NOHMAC[1:]
+        if c == GOOD_NOHMAC[0]:
+            assert wire.parse(variant, K, "cbc") == GOOD_MSG
+        else:
+            assert code_of(wire.parse, variant, K, "cbc") == "prefix"
+            assert code_of(wire.parse, c + GOOD[1:], K, "cbc", H) == "prefix"

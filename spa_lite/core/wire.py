@@ -14,6 +14,27 @@ from spa_lite.core.errors import SpaError
 
 PREFIX = limits.B64_RIJNDAEL_SALT
 _PREFIX_B = PREFIX.encode()
+# The stripped prefix covers 60 of the 64 bits of "Salted__"; the first wire character
+# carries the last 4 (all ones: '_' is 0x5F) above 2 bits of the salt. So a real encoder's
+# first character is one of these four, and any other is a re-encoding the decoder would
+# silently accept (the magic is not checked): 16 encodings of one packet, a replay bypass
+# for stanzas without HMAC.
+FIRST_CHARS = b"89+/"
+
+
+def first_char_ok(wire: bytes) -> bool:
+    """Whether the first wire character completes the salted prefix as an encoder makes it."""
+    return len(wire) > 0 and wire[0] in FIRST_CHARS
+
+
+def _all_digits(raw: bytes) -> bool:
+    """``fields.is_digits`` on bytes, without a decode that could raise on non-UTF-8."""
+    if not raw:
+        return False
+    for c in raw:
+        if c < 48 or c > 57:
+            return False
+    return True
 
 
 def _check_keys(key: bytes, hmac_key, mode: str) -> None:
@@ -82,6 +103,9 @@ def unseal(wire, key: bytes, mode: str = DEFAULT_MODE, hmac_key=None,
         raise SpaError("alphabet", "SPA data is not base64")
     if wire[:len(_PREFIX_B)] == _PREFIX_B:
         raise SpaError("prefix", "SPA data starts with the salted prefix (a re-encoded replay?)")
+    if not first_char_ok(wire):
+        raise SpaError("prefix", "SPA data does not continue the salted prefix (first "
+                       "character not one of 8 9 + /: a re-encoded replay?)")
     _check_keys(key, hmac_key, mode)
     if hmac_key is not None:
         n = b64_len(hmac_type)
@@ -96,7 +120,7 @@ def unseal(wire, key: bytes, mode: str = DEFAULT_MODE, hmac_key=None,
         raise SpaError("length", "SPA data too long for Rijndael (%d characters)" % len(ct))
     pt = decrypt_salted(b64decode(ct, "ciphertext"), key, mode)
     gate = limits.FKO_RAND_VAL_SIZE
-    if len(pt) <= gate or pt[gate] != 58 or not fields.is_digits(pt[:gate].decode()):
+    if len(pt) <= gate or pt[gate] != 58 or not _all_digits(pt[:gate]):
         raise SpaError("decrypt", "decryption failed (wrong key or mode)")
     try:
         return pt.decode()

@@ -51,6 +51,8 @@ def precheck(payload: bytes):
         return "GnuPG SPA data is not supported"
     if not is_b64_text(payload):
         return "not base64 data"
+    if not wire.first_char_ok(payload):
+        return "does not continue the salted prefix (re-encoded replay?)"
     return None
 
 

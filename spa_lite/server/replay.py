@@ -45,18 +45,26 @@ _SPARE_MASK = {2: 0x30, 3: 0x3C}
 
 
 _PREFIX_LEN = 10   # the decoder re-adds "U2FsdGVkX1" in front before decoding
+_PREFIX_BITS = 0x3C   # the last 4 bits of "Salted__", high in the first wire character
 
 
 def canonical_text(payload: bytes) -> bytes:
-    """The payload cut at the first '=' with the spare bits of its last character cleared.
+    """The payload cut at the first '=', the salted-prefix bits of its first character set
+    as an encoder sets them, and the spare bits of its last character cleared.
 
     Spare bits are counted as the decoder sees the data, i.e. after the 10-character salted
-    prefix is put back. Those are the only edits that leave the decoded bytes unchanged, so
-    every such re-encoding maps to one text; a packet from a real encoder is unchanged.
+    prefix is put back. The first character carries 4 bits of "Salted__" that the decrypter
+    never looks at (the core refuses other values, this is the second lock). Those are the
+    only edits that leave the decrypted bytes unchanged, so every such re-encoding maps to
+    one text; a packet from a real encoder is unchanged.
     """
     cut = payload.find(b"=")
     if cut >= 0:
         payload = payload[:cut]
+    if payload:
+        i = _INDEX.get(payload[0])
+        if i is not None and i & _PREFIX_BITS != _PREFIX_BITS:
+            payload = ALPHABET[i | _PREFIX_BITS:(i | _PREFIX_BITS) + 1] + payload[1:]
     mask = _SPARE_MASK.get((len(payload) + _PREFIX_LEN) % 4)
     if mask is not None and payload:
         i = _INDEX.get(payload[-1])
