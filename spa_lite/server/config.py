@@ -21,7 +21,7 @@ from spa_lite.core.digests import digest_name, hmac_function
 from spa_lite.core.errors import SpaError
 from spa_lite.core.fields import parse_ipv4
 from spa_lite.errors import UsageError
-from spa_lite.server.model import addr_key
+from spa_lite.server.model import addr_key, strict_address
 
 PLACEHOLDER = "__CHANGEME__"
 MAX_INCLUDE_DEPTH = 3
@@ -91,14 +91,25 @@ def parse_networks(value: str, where: str, keyword: str):
             nets.append(ipaddress.ip_network("0.0.0.0/0"))
             nets.append(ipaddress.ip_network("::/0"))
             continue
+        addr, slash, mask = item.partition("/")
+        literal = strict_address(addr)
         try:
-            addr, _, mask = item.partition("/")
+            if literal is None or (slash and not mask):
+                raise ValueError
             if mask and parse_ipv4(mask) is not None:     # 192.168.1.0/255.255.255.0
-                net = ipaddress.ip_network("%s/%s" % (addr, mask), strict=False)
+                net = ipaddress.ip_network("%s/%s" % (literal, mask), strict=False)
+            elif mask and not mask.isdigit():
+                raise ValueError
             else:
-                net = ipaddress.ip_network(item, strict=False)
+                net = ipaddress.ip_network("%s/%s" % (literal, mask) if mask else literal,
+                                           strict=False)
         except ValueError:
-            raise ConfigError("%s: %s: invalid address or network %r" % (where, keyword, item))
+            raise ConfigError("%s: %s: invalid address or network %r (an IPv4 or IPv6 "
+                              "literal, optionally /prefix or /netmask)" % (where, keyword, item))
+        if net.prefixlen == 0 and int(ipaddress.ip_address(literal)) != 0:
+            # fwknopd silently reads 10.0.0.2/0 as "any address": almost surely a typo
+            raise ConfigError("%s: %s: %r matches every address (prefix length 0); write "
+                              "ANY if that is meant" % (where, keyword, item))
         nets.append(net)
     if not nets:
         raise ConfigError("%s: %s is empty" % (where, keyword))
@@ -304,17 +315,14 @@ def _set_stanza(st: Stanza, kw: str, value: str, where: str, warnings: list) -> 
             parts = value.split()
             if len(parts) != 2 or not parts[1].isdigit() or not 0 <= int(parts[1]) <= 65535:
                 raise ConfigError("%s: FORCE_NAT must be '<IP> <port>', not %r" % (where, value))
-            try:
-                ipaddress.ip_address(parts[0])
-            except ValueError:
+            ip = strict_address(parts[0])
+            if ip is None:
                 raise ConfigError("%s: FORCE_NAT: invalid IP %r" % (where, parts[0]))
-            st.force_nat = (parts[0], int(parts[1]))
+            st.force_nat = (ip, int(parts[1]))
         elif kw == "FORCE_SNAT":
-            try:
-                ipaddress.ip_address(value)
-            except ValueError:
+            st.force_snat = strict_address(value)
+            if st.force_snat is None:
                 raise ConfigError("%s: FORCE_SNAT: invalid IP %r" % (where, value))
-            st.force_snat = value
         elif kw == "FORCE_MASQUERADE":
             st.force_masquerade = parse_bool(value, where, kw)
         elif kw == "DISABLE_DNAT":

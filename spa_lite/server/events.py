@@ -5,9 +5,13 @@
   source address first after the verdict, e.g.
   ``reject from 198.51.100.7: tcp/23 is not in OPEN_PORTS (stanza 1, user bob)``
   (a fail2ban filter can match ``^(reject|replay|junk) from <HOST>:``).
-- Junk (payloads that never authenticate) is rate-limited: the first JUNK_BURST per interval
-  are logged one per line, the rest are counted and summarised once per interval, so a flood
-  costs one line a minute instead of one per packet.
+- Junk (payloads that never authenticate), replays and internal errors are rate-limited:
+  the first JUNK_BURST of each per interval are logged one per line, the rest are counted
+  by source and summarised once per interval, so a flood (of junk, or of one sniffed knock
+  replayed) costs one line a minute instead of one per packet.
+- Every log line is one line of printable ASCII: attacker-influenced text (reasons quoting
+  packet fields, an X-Forwarded-For header) has CR, LF, ESC and any other control or
+  non-ASCII character escaped, so it can neither split a line nor drive a terminal.
 """
 
 import json
@@ -16,6 +20,14 @@ import sys
 from spa_lite.server.model import address_text
 
 JUNK_BURST = 5
+LIMITED = ("junk", "replay", "internal error")   # the kinds summarised per interval
+
+
+def clean(text: str) -> str:
+    """``text`` with everything outside printable ASCII escaped (\\r, \\x1b, \\u2028...)."""
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(ch if " " <= ch <= "~" else ascii(ch)[1:-1] for ch in text)
 
 
 class EventSink:
@@ -23,12 +35,13 @@ class EventSink:
 
     def __init__(self, json_out=None, log=None, junk_interval: int = 60) -> None:
         self.json_out = json_out          # a text stream, or None
-        self.log = log or (lambda level, text: None)
+        raw_log = log or (lambda level, text: None)
+        self.log = lambda level, text: raw_log(level, clean(text))
         self.junk_interval = junk_interval
         self._window_start = None
-        self._junk_logged = 0
-        self._junk_suppressed = 0
-        self._junk_sources = {}
+        self._logged = {k: 0 for k in LIMITED}       # lines written this interval
+        self._suppressed = {k: 0 for k in LIMITED}   # packets counted instead
+        self._sources = {k: {} for k in LIMITED}     # source_id -> count, per kind
         self.counts = {}
 
     def decision(self, cand, d, now: float, applied=None, error=None) -> None:
@@ -52,8 +65,9 @@ class EventSink:
             self.json_out.write(json.dumps(obj, sort_keys=True) + "\n")
             self.json_out.flush()
             return
-        if d.verdict == "junk":
-            self._junk(cand, d.reason, now)
+        if d.verdict in ("junk", "replay"):
+            self._limited(d.verdict, "warning" if d.verdict == "replay" else "info", cand,
+                          "%s from %s: %s" % (d.verdict, cand.src, d.reason), now)
             return
         extra = []
         if d.stanza is not None:
@@ -75,39 +89,53 @@ class EventSink:
             text += "; firewall error: %s" % error
         self.log("warning" if d.verdict in ("reject", "replay") or error else "info", text)
 
-    def _junk(self, cand, reason: str, now: float) -> None:
+    def _limited(self, kind: str, level: str, cand, text: str, now: float) -> None:
         self.tick(now)
-        if self._junk_logged < JUNK_BURST:
-            self._junk_logged += 1
-            self.log("info", "junk from %s: %s" % (cand.src, reason))
+        if self._logged[kind] < JUNK_BURST:
+            self._logged[kind] += 1
+            self.log(level, text)
             return
-        self._junk_suppressed += 1
+        self._suppressed[kind] += 1
         src = cand.source_id                   # counted packed; turned into text at the summary
-        self._junk_sources[src] = self._junk_sources.get(src, 0) + 1
+        sources = self._sources[kind]
+        sources[src] = sources.get(src, 0) + 1
+
+    def internal_error(self, cand, text: str, now: float) -> None:
+        """A packet the daemon could not decide (a bug): logged like junk, rate-limited."""
+        self._limited("internal error", "error", cand, text, now)
 
     def tick(self, now: float) -> None:
-        """Close the junk interval if it is over (called per packet and on idle wakeups)."""
+        """Close the interval if it is over (called per packet and on idle wakeups)."""
         if self._window_start is None:
             self._window_start = now
             return
         if now - self._window_start < self.junk_interval:
             return
-        if self._junk_suppressed:
-            top = sorted(self._junk_sources.items(), key=lambda kv: -kv[1])[:5]
-            self.log("info", "junk: %d more packets not logged in the last %d s (top sources: %s)"
-                     % (self._junk_suppressed, int(now - self._window_start),
-                        ", ".join("%s %d" % (address_text(k), n) for k, n in top)))
+        for kind in LIMITED:
+            if self._suppressed[kind]:
+                top = sorted(self._sources[kind].items(), key=lambda kv: -kv[1])[:5]
+                self.log("warning" if kind != "junk" else "info",
+                         "%s: %d more packets not logged in the last %d s (top sources: %s)"
+                         % (kind, self._suppressed[kind], int(now - self._window_start),
+                            ", ".join("%s %d" % (_source_text(k), n) for k, n in top)))
+            self._logged[kind] = 0
+            self._suppressed[kind] = 0
+            self._sources[kind] = {}
         self._window_start = now
-        self._junk_logged = 0
-        self._junk_suppressed = 0
-        self._junk_sources = {}
 
     def note(self, level: str, text: str) -> None:
         """A non-packet event (start, stop, grant expiry, firewall trouble)."""
         if self.json_out is not None:
-            sys.stderr.write("spa-lite: %s\n" % text)
+            sys.stderr.write("spa-lite: %s\n" % clean(text))
             return
         self.log(level, text)
+
+
+def _source_text(source_id) -> str:
+    try:
+        return address_text(source_id)
+    except (OSError, ValueError, TypeError):
+        return "?"
 
 
 def make_logger(foreground: bool, ident: str = "spa-lite", facility: str = "LOG_DAEMON"):

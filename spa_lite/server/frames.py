@@ -8,7 +8,6 @@ or raw IP. Non-first IPv4 fragments are ignored (an SPA packet fits one datagram
 fragment alone would be truncated, so fragmented packets are dropped entirely).
 """
 
-import ipaddress
 import struct
 
 from spa_lite.server.model import Candidate
@@ -115,6 +114,9 @@ PARSERS = {0: parse_null, 1: parse_ethernet, 101: parse_ip, 113: parse_sll, 228:
            229: parse_ip}
 
 
+MAX_XFF_TEXT = 64   # characters of an X-Forwarded-For entry kept (for the refusal reason)
+
+
 def unwrap_http(payload: bytes, allow_any_user_agent: bool = False):
     """SPA over HTTP, as fwknopd 2.6 accepts it: ``GET /<spa>`` with ``User-Agent: Fwknop``
     (unless ALLOW_ANY_USER_AGENT), '-' and '_' mapped back to '+' and '/'. Returns
@@ -133,9 +135,8 @@ def unwrap_http(payload: bytes, allow_any_user_agent: bool = False):
     xff = None
     i = payload.find(b"X-Forwarded-For:")
     if i >= 0:
-        line = payload[i + 16:].split(b"\r\n", 1)[0].split(b"\n", 1)[0].strip()
-        try:
-            xff = str(ipaddress.ip_address(line.split(b",")[0].strip().decode("ascii")))
-        except (ValueError, UnicodeError):
-            xff = None
+        # The header is not covered by the HMAC: hand on its first entry as text (latin-1,
+        # never fails); the policy accepts only a strict address literal.
+        line = payload[i + 16:].split(b"\r\n", 1)[0].split(b"\n", 1)[0]
+        xff = line.split(b",")[0].strip()[:MAX_XFF_TEXT].decode("latin-1")
     return spa, xff

@@ -7,6 +7,8 @@ Decision:  the verdict on one candidate, with the reason a router admin reads in
 
 import socket
 
+from spa_lite.core.fields import parse_ipv4
+
 VERDICT_GRANT = "grant"        # access granted (or would be, in --test mode)
 VERDICT_COMMAND = "command"    # a command message was run (ENABLE_CMD_EXEC)
 VERDICT_REJECT = "reject"      # authenticated or not, the packet does not earn access
@@ -79,6 +81,32 @@ def addr_key(text: str):
         return packed_key(socket.inet_pton(socket.AF_INET6 if ":" in text else socket.AF_INET,
                                            text))
     except (OSError, ValueError, TypeError):
+        return None
+
+
+_LITERAL_CHARS = frozenset("0123456789abcdefABCDEF.:")
+MAX_ADDRESS_LITERAL = 45   # the longest IPv6 text inet_ntop makes (with a dotted tail)
+
+
+def strict_address(text):
+    """The canonical text of a strict IPv4 dotted quad or IPv6 literal, else None.
+
+    The one gate for every address that reaches a firewall backend's argv, a command or a
+    log: X-Forwarded-For, NAT targets (typed or resolved), config addresses. Python's
+    ``ipaddress`` accepts an IPv6 scope id of almost any characters ("fe80::1%;reboot"),
+    and inet_pton alone would pass "1.2.3.4" with odd spacing on some libcs, so only hex
+    digits, '.' and ':' get as far as inet_pton, and IPv4 must be fwknop's dotted quad."""
+    if not isinstance(text, str) or not 2 <= len(text) <= MAX_ADDRESS_LITERAL:
+        return None
+    for ch in text:
+        if ch not in _LITERAL_CHARS:
+            return None
+    if ":" not in text:
+        raw = parse_ipv4(text)
+        return None if raw is None else _text(raw)
+    try:
+        return _text(socket.inet_pton(socket.AF_INET6, text))
+    except (OSError, ValueError):
         return None
 
 

@@ -16,7 +16,7 @@ from spa_lite.core import fields, limits, message, wire
 from spa_lite.core.b64 import is_b64_text
 from spa_lite.core.errors import SpaError
 from spa_lite.server.model import (VERDICT_COMMAND, VERDICT_GRANT, VERDICT_JUNK, VERDICT_REJECT,
-                                   VERDICT_REPLAY, Decision, Grant)
+                                   VERDICT_REPLAY, Decision, Grant, strict_address)
 from spa_lite.server.replay import replay_key
 
 _PREFIX = limits.B64_RIJNDAEL_SALT.encode()
@@ -72,12 +72,11 @@ def _ports_allowed(st, requested):
 
 
 def _nat_target(host: str, opts):
-    try:
-        import ipaddress
-        ipaddress.ip_address(host)
-        return host
-    except ValueError:
-        return opts.resolve(host) if opts.resolve else None
+    """A strict literal, typed or resolved (ENABLE_NAT_DNS), or None."""
+    addr = strict_address(host)
+    if addr is None and opts.resolve:
+        addr = strict_address(opts.resolve(host))
+    return addr
 
 
 def evaluate_stanza(st, cand, msg, opts, now: int):
@@ -96,7 +95,17 @@ def evaluate_stanza(st, cand, msg, opts, now: int):
     if allow_ip == "0.0.0.0":
         if st.require_source_address:
             return _refuse("allow IP 0.0.0.0 but REQUIRE_SOURCE_ADDRESS is set", st, msg)
-        allow_ip = (cand.xff if opts.use_xff and cand.xff else cand.src)
+        if opts.use_xff and cand.xff is not None:
+            allow_ip = strict_address(cand.xff)
+            if allow_ip is None:
+                return _refuse("X-Forwarded-For %r is not an IPv4/IPv6 address literal"
+                               % cand.xff, st, msg)
+        else:
+            allow_ip = cand.src
+    # Every address that reaches a backend is a strict literal, whatever its origin.
+    allow_ip = strict_address(allow_ip)
+    if allow_ip is None:
+        return _refuse("allow IP is not an IPv4/IPv6 address literal", st, msg)
     if st.require_username is not None and msg.username != st.require_username:
         return _refuse("username %r does not match REQUIRE_USERNAME" % msg.username, st, msg)
     if mtype in (fields.NAT_ACCESS_MSG, fields.CLIENT_TIMEOUT_NAT_ACCESS_MSG) and not opts.forwarding:
