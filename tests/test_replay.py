@@ -149,7 +149,7 @@ def test_floor_follows_a_clock_correction_after_boot(tmp_path):
     """A router without RTC boots believing it is 1970; NTP fixes the clock later."""
     up = {"t": 5.0}
     c = ReplayCache(str(tmp_path / "gone"), max_age=120, uptime=lambda: up["t"],
-                    boot_id=lambda: "b")
+                    boot_id=lambda: "b", guard_state_loss="start")
     c.load(5)                                        # wall clock says 5 s after the epoch
     up["t"] = 60.0                                   # NTP sync: real time is now 1_800_000_000
     # the daemon started 55 s before now (at uptime 5), whatever the clock said then
@@ -160,7 +160,8 @@ def test_floor_follows_a_clock_correction_after_boot(tmp_path):
 def test_start_anchor_covers_a_restart_without_reboot(tmp_path):
     """The digest file is lost but the machine did not reboot (uptime one day)."""
     up = {"t": 86400.0}
-    c = ReplayCache(str(tmp_path / "lost"), max_age=120, uptime=lambda: up["t"], boot_id=lambda: "b")
+    c = ReplayCache(str(tmp_path / "lost"), max_age=120, uptime=lambda: up["t"], boot_id=lambda: "b",
+                    guard_state_loss="start")
     c.load(1_800_000_000)
     assert c.below_floor(1_800_000_000 - 1, 1_800_000_000)      # captured before the restart
     up["t"] += 121

@@ -55,10 +55,11 @@ class Daemon:
         self.wait = wait
         self.unwrap_http = unwrap_http
         self.grants = GrantTable(backend)
-        self.replay = ReplayCache(
-            settings.digest_file if settings.persistence and not settings.test else None,
+        self.replay = ReplayCache(   # --test reads the file (same floor) but never writes
+            settings.digest_file if settings.persistence else None,
             settings.policy.max_age, settings.policy.aging,
-            getattr(settings, "guard_state_loss", "start"))
+            getattr(settings, "guard_state_loss", "boot"), readonly=bool(settings.test))
+        self._replay_loaded = False
         self.cycle_closes = []   # (time, command line, values)
         self.examined = 0
         self.packet_errors = 0
@@ -79,6 +80,9 @@ class Daemon:
             if d.verdict in _ACTING:            # junk, replays and rejects change nothing
                 applied, error = self._act(cand, d, inow)
             self.events.decision(cand, d, now, applied, error)
+            change = self.replay.status_change()
+            if change:
+                self.events.note(*change)
             return d
         except Exception as exc:  # a packet must never kill the daemon
             self.packet_errors += 1
@@ -174,16 +178,26 @@ class Daemon:
         return max(0.0, min(wake, IDLE_WAKEUP))
 
     # -- the loop
+    def load_replay(self) -> str:
+        """Read the digest file (raises DigestFileError); the replay state in a few words,
+        for the start line (``-t`` shows the same floor the real start applies)."""
+        if not self._replay_loaded:
+            self._replay_loaded = True
+            self.replay.load(int(self.clock()))
+            change = self.replay.status_change()
+            if change:
+                self.events.note(*change)
+        now = self.clock()
+        floor = self.replay.floor(now)
+        if floor is None:
+            return "replay guard: %s" % ("digest file %s" % self.s.digest_file
+                                         if self.replay.path else "off")
+        return "replay floor: %s, packets stamped before %s refused%s" % (
+            self.replay.loss_reason, time.strftime("%H:%M:%S", time.localtime(floor)),
+            " (for %d s more)" % (floor - now) if floor > now else " (already passed)")
+
     def run(self) -> int:
-        self.replay.load(int(self.clock()))
-        floor = self.replay.floor(self.clock())
-        if floor is not None and floor > self.clock():
-            self.events.note("warning", "digest file %s was missing (first start or reboot): "
-                             "packets stamped before %d are refused for replay safety "
-                             "(REPLAY_GUARD_AFTER_STATE_LOSS)" % (self.s.digest_file, floor))
-        if self.replay.skipped_lines:
-            self.events.note("warning", "digest file %s: %d unreadable lines skipped"
-                             % (self.s.digest_file, self.replay.skipped_lines))
+        self.load_replay()
         live = list(self.sources)
         while not self.stopping and any(not isinstance(s, _Wakeup) for s in live):
             now = self.clock()

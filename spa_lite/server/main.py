@@ -90,6 +90,9 @@ def cmd_server(args) -> int:
             sys.stdout.write("removed everything spa-lite added (%s)\n" % backend.name)
             return 0
         return fw_list(backend)
+    if s.persistence:
+        from spa_lite.server.replay import check_path
+        check_path(s.digest_file)      # one clear line, before the firewall is touched
     if not isinstance(backend, NullBackend):
         try:
             backend.setup()
@@ -117,8 +120,10 @@ def cmd_server(args) -> int:
     where = {"pcap": "pcap file %s" % s.pcap_file, "udp": "UDP port %d" % s.udp_port}.get(
         s.capture, "interface %s (%s port %d%s)" % (s.interface, "/".join(sorted(s.protos)),
                                                    s.port_lo, "-%d" % s.port_hi if s.port_hi != s.port_lo else ""))
-    events.note("info", "started: listening on %s, %d access stanza(s), firewall %s%s"
-                % (where, len(s.stanzas), backend.name, ", test mode" if s.test else ""))
+    replay_state = daemon.load_replay()
+    events.note("info", "started: listening on %s, %d access stanza(s), firewall %s%s; %s"
+                % (where, len(s.stanzas), backend.name, ", test mode" if s.test else "",
+                   replay_state))
     t0 = time.time()
     try:
         daemon.run()

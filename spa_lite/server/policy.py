@@ -193,12 +193,14 @@ def decide(cand, stanzas, opts, replay, now: int) -> Decision:
                           "decrypt": "decryption failed (wrong key or mode)"}.get(exc.code, str(exc))
             continue
         if opts.replay_check and not recorded:
-            replay.add(digest or replay_key(payload), msg.timestamp, now,
-                       persist=not opts.test_mode)
             recorded = True
+            if not replay.add(digest or replay_key(payload), msg.timestamp, now,
+                              persist=not opts.test_mode):
+                return _refuse("the replay record cannot be written to the digest file, so a "
+                               "grant could be replayed after a restart", st, msg)
         if replay.below_floor(msg.timestamp, now):
-            return _refuse("stamped before the replay floor: the digest file was missing at start "
-                           "(first start or reboot), see REPLAY_GUARD_AFTER_STATE_LOSS", st, msg)
+            return _refuse("stamped before the replay floor (%s; see "
+                           "REPLAY_GUARD_AFTER_STATE_LOSS)" % replay.loss_reason, st, msg)
         d = evaluate_stanza(st, cand, msg, opts, now)
         if d.verdict != VERDICT_REJECT:
             return d

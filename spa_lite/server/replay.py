@@ -16,27 +16,46 @@ keeps it bounded. A torn last line after a power cut is skipped with a count.
 
 State loss. Routers keep /var in RAM, so after a reboot the file is gone and the set is
 empty, while a packet captured just before may still be inside the age window. So when the
-file is missing at start, packets stamped earlier than ``anchor + MAX_SPA_PACKET_AGE`` are
-refused. With the default anchor ``start`` (the moment this daemon started), any packet
-accepted before the restart arrived before the anchor and so carried a timestamp below
-``anchor + age``, whatever the client's clock skew: the rule is airtight for every restart,
-reboot or not. The price is that knocks are refused for one age window after a start that
-found no file (including the very first start; the daemon logs it). The anchor ``boot``
-(REPLAY_GUARD_AFTER_STATE_LOSS boot) uses the last boot instead: no wait on a first install
-long after boot, but a file deleted without a reboot is not covered. The anchor is kept as
-a CLOCK_BOOTTIME reading and turned into wall-clock time at each check, so it stays right
-when a router without an RTC starts with a wrong clock and NTP corrects it later. The loss
-is recorded in the new file's header (boot id and anchor), so a daemon restart inside the
-window keeps the original anchor.
+state is lost, packets stamped earlier than ``anchor + MAX_SPA_PACKET_AGE`` are refused (the
+replay floor). Any packet accepted before the anchor was stamped below ``anchor + age`` (it
+passed the age check), whatever the client's clock skew, so none of them can be replayed.
+
+The anchor (REPLAY_GUARD_AFTER_STATE_LOSS):
+- ``boot`` (default): a missing file with no sign that a daemon ran during this boot is a
+  reboot or a first start, and the anchor is the boot. A first start on a machine up longer
+  than the age window grants the first knock; right after a reboot knocks wait out the rest
+  of the window. A file that is missing although a daemon ran during this boot (the
+  ``<file>.boot`` marker names this boot) was deleted under us: the anchor is this start.
+- ``start``: always this start (every start without the file waits one window).
+- A file that exists but is damaged (empty, a torn or unreadable line, over the size limit)
+  lost entries at some unknown moment of this boot: the anchor is this start, in both modes.
+The anchor is kept as a CLOCK_BOOTTIME reading and turned into wall-clock time at each
+check, so it stays right when a router without an RTC starts with a wrong clock and NTP
+corrects it later. The loss is recorded in the new file's header (boot id and anchor), so a
+daemon restart inside the window keeps the original anchor. Not covered: a truncation that
+ends exactly on a line boundary (indistinguishable from fewer grants), and a server clock
+that ran ahead before the reboot.
+
+Failures. The file is opened without following symlinks, must be a regular file, and is
+read up to MAX_DIGEST_FILE_SIZE. A record that cannot be written (full or read-only
+filesystem) makes ``add`` return False and the policy refuses that knock: a grant whose
+record is lost could be replayed after a restart. ``status_change`` reports the failing
+and recovered states once each, for the log.
 """
 
 import binascii
+import errno
 import hashlib
 import os
+import stat
 import time
+
+from spa_lite.errors import UsageError
 
 ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 COMPACT_MIN_LINES = 1024   # adds between prunes, at least (the file holds at most ~2x live)
+MAX_DIGEST_FILE_SIZE = 16 * 1024 * 1024   # bytes read at start; beyond: damaged (~300k lines)
+HEADER = "# spa-lite digest cache: <sha256-b64 of canonical SPA data> <expiry>\n"
 
 
 _INDEX = {c: i for i, c in enumerate(ALPHABET)}
@@ -100,62 +119,167 @@ def fwknopd_key(payload: bytes) -> str:
     return _b64_sha256(payload)
 
 
+class DigestFileError(UsageError):
+    """The digest file cannot be used at all (a directory, a symlink): one line, exit 2."""
+
+
+def _open_nofollow(path: str, flags: int, what: str = "DIGEST_FILE") -> int:
+    """os.open that refuses symlinks and anything but a regular file, with one clear line."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DigestFileError("%s %s is a symbolic link; refusing to follow it (point %s "
+                                  "at the real file)" % (what, path, what))
+        if exc.errno == errno.EISDIR:
+            raise DigestFileError("%s %s is a directory, not a file" % (what, path))
+        raise
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise DigestFileError("%s %s is %s, not a regular file" % (
+            what, path, "a directory" if stat.S_ISDIR(mode) else "a special file"))
+    return fd
+
+
+def check_path(path) -> None:
+    """Refuse (DigestFileError) a digest path that can never work (a symlink, a directory),
+    before the firewall is touched; a missing file is fine."""
+    if not path:
+        return
+    try:
+        os.close(_open_nofollow(path, os.O_RDONLY))
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise DigestFileError("DIGEST_FILE %s: cannot read: %s" % (path, exc.strerror))
+
+
+def _read_bounded(fd: int, limit: int) -> bytes:
+    chunks, total = [], 0
+    while total <= limit:
+        b = os.read(fd, min(65536, limit + 1 - total))
+        if not b:
+            break
+        chunks.append(b)
+        total += len(b)
+    return b"".join(chunks)
+
+
 class ReplayCache:
-    """Seen-digest set with optional persistence. ``now`` is always passed in."""
+    """Seen-digest set with optional persistence. ``now`` is always passed in.
+
+    ``readonly`` (``--test``): read the file and apply the same floor, never write."""
 
     def __init__(self, path=None, max_age: int = 120, aging: bool = True,
-                 guard_state_loss="start", uptime=system_uptime, boot_id=system_boot_id) -> None:
+                 guard_state_loss="boot", uptime=system_uptime, boot_id=system_boot_id,
+                 readonly: bool = False) -> None:
         self.path = path
         self.max_age = max_age
         self.aging = aging
         self.guard_state_loss = guard_state_loss
+        self.readonly = readonly
         self.entries = {}        # digest -> expiry epoch (0: never)
         self.foreign = {}        # fwknopd digest.cache entries: raw-payload digest -> expiry
-        self.state_lost = False  # digest file missing at start: apply the floor
+        self.state_lost = False  # apply the floor
+        self.loss_reason = ""    # why, for the log and the refusal reason
         self.anchor = 0.0        # CLOCK_BOOTTIME reading the floor counts from
         self.uptime = uptime
         self.boot_id = boot_id
         self.skipped_lines = 0   # torn or foreign lines ignored at load
         self.file_lines = 0
         self.write_errors = 0
+        self.failing = None      # text of the last write error while writes fail
+        self._reported = None    # the failing state last reported by status_change
         self._compact_at = COMPACT_MIN_LINES   # adds before the next prune/compaction
         self._adds = 0
 
     # -- persistence
+    def _lose(self, reason: str, anchor: float) -> None:
+        if self.guard_state_loss and self.aging:
+            # two losses (a recorded one, then damage): the later anchor is the safer floor
+            self.anchor = max(self.anchor, anchor) if self.state_lost else anchor
+            self.state_lost = True
+            self.loss_reason = reason
+
+    def _marker_says_this_boot(self) -> bool:
+        try:
+            fd = _open_nofollow(self.path + ".boot", os.O_RDONLY, "DIGEST_FILE marker")
+        except (OSError, DigestFileError):
+            return False
+        try:
+            return _read_bounded(fd, 128).strip() == self.boot_id().encode()
+        finally:
+            os.close(fd)
+
+    def _write_marker(self) -> None:
+        """Record that a daemon ran during this boot (see State loss)."""
+        if self.readonly or self._marker_says_this_boot():
+            return
+        tmp = "%s.boot.tmp.%d" % (self.path, os.getpid())
+        try:
+            _write_new(tmp, self.boot_id() + "\n")
+            os.replace(tmp, self.path + ".boot")
+        except OSError:
+            _unlink_quietly(tmp)
+
     def load(self, now: int) -> None:
-        """Read the digest file; set the state-loss floor if it is missing."""
+        """Read the digest file; set the state-loss floor if it is missing or damaged.
+        Raises DigestFileError if the path cannot be a digest file at all."""
         if not self.path:
             return
         try:
-            with open(self.path, "rb") as fh:
-                data = fh.read()
+            fd = _open_nofollow(self.path, os.O_RDONLY)
         except FileNotFoundError:
-            try:   # /var/run is tmpfs on a router: the directory is gone after a reboot too
-                os.makedirs(os.path.dirname(self.path) or ".", 0o700, exist_ok=True)
-            except OSError:
-                pass   # the rewrite below then counts a write error
-            if self.guard_state_loss and self.aging:
-                self.state_lost = True
-                self.anchor = self.uptime() if self.guard_state_loss == "start" else 0.0
+            if not self.readonly:
+                try:   # /var/run is tmpfs on a router: the directory is gone after a reboot
+                    os.makedirs(os.path.dirname(self.path) or ".", 0o700, exist_ok=True)
+                except OSError:
+                    pass   # the rewrite below then reports a write error
+            if self.guard_state_loss == "start":
+                self._lose("digest file missing", self.uptime())
+            elif self._marker_says_this_boot():
+                self._lose("digest file deleted since the last start", self.uptime())
+            else:
+                self._lose("digest file missing: first start or reboot", 0.0)
             self._rewrite(now)
+            self._write_marker()
             return
+        except OSError as exc:
+            raise DigestFileError("DIGEST_FILE %s: cannot read: %s" % (self.path, exc.strerror))
+        try:
+            data = _read_bounded(fd, MAX_DIGEST_FILE_SIZE)
+        except OSError as exc:
+            raise DigestFileError("DIGEST_FILE %s: cannot read: %s" % (self.path, exc.strerror))
+        finally:
+            os.close(fd)
+        too_big = len(data) > MAX_DIGEST_FILE_SIZE
+        if too_big:
+            data = data[:data.rfind(b"\n", 0, MAX_DIGEST_FILE_SIZE) + 1]
         for line in data.split(b"\n"):
             self._load_line(line.strip(), now)
-        if data and not data.endswith(b"\n") or self.skipped_lines or self._expired_count(now):
+        damage = ("empty" if not data else
+                  "larger than %d bytes" % MAX_DIGEST_FILE_SIZE if too_big else
+                  "%d unreadable or torn lines" % self.skipped_lines if self.skipped_lines else
+                  "last line torn" if not data.endswith(b"\n") else None)
+        if damage:
+            self._lose("digest file damaged (%s)" % damage, self.uptime())
+        if damage or self._expired_count(now):
             self._rewrite(now)
         else:
             self.file_lines = len(self.entries)
-
+        self._write_marker()
     def _load_line(self, line: bytes, now: int) -> None:
         if line.startswith(b"#state-lost "):   # lost during this boot: keep the floor
             parts = line.split()
             if self.guard_state_loss and self.aging and len(parts) == 3 and \
                     parts[1] == self.boot_id().encode():
                 try:
-                    self.anchor = float(parts[2])
-                    self.state_lost = True
+                    anchor = float(parts[2])
                 except ValueError:
                     self.skipped_lines += 1
+                    return
+                self._lose("state lost earlier during this boot", anchor)
             return
         if not line or line.startswith(b"#"):
             return
@@ -183,30 +307,43 @@ class ReplayCache:
     def _expired_count(self, now: int) -> int:
         return sum(1 for e in self.entries.values() if e and e <= now)
 
-    def _rewrite(self, now: int) -> None:
-        """Atomically replace the file with the live entries only."""
+    def _rewrite(self, now: int) -> bool:
+        """Atomically replace the file with the live entries only (False: not written)."""
         self._prune(now)
-        if not self.path:
-            return
+        if not self.path or self.readonly:
+            return True
         tmp = "%s.tmp.%d" % (self.path, os.getpid())
+        lines = [HEADER]
+        if self.state_lost:
+            lines.append("#state-lost %s %.3f\n" % (self.boot_id(), self.anchor))
+        lines += ["%s %d\n" % (d, e) for d, e in self.entries.items()]
+        lines += ["%s 0 0.0.0.0 0 0.0.0.0 0 %d\n" % (d, (e - self.max_age - 1) if e else 0)
+                  for d, e in self.foreign.items()]   # keep fwknopd's entries in its format
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write("# spa-lite digest cache: <sha256-b64 of canonical SPA data> <expiry>\n")
-                if self.state_lost:
-                    fh.write("#state-lost %s %.3f\n" % (self.boot_id(), self.anchor))
-                for d, e in self.entries.items():
-                    fh.write("%s %d\n" % (d, e))
-                for d, e in self.foreign.items():   # keep fwknopd's entries in its format
-                    fh.write("%s 0 0.0.0.0 0 0.0.0.0 0 %d\n" % (d, (e - self.max_age - 1) if e else 0))
+            _write_new(tmp, "".join(lines))
             os.replace(tmp, self.path)
-            self.file_lines = len(self.entries)
-        except OSError:
-            self.write_errors += 1
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        except OSError as exc:
+            _unlink_quietly(tmp)
+            return self._write_failed(exc)
+        self.file_lines = len(self.entries)
+        self.failing = None
+        return True
+
+    def _write_failed(self, exc: OSError) -> bool:
+        self.write_errors += 1
+        self.failing = exc.strerror or str(exc)
+        return False
+
+    def status_change(self):
+        """(level, text) once when writes start failing and once when they work again."""
+        if self.failing == self._reported or (self.failing and self._reported):
+            return None
+        self._reported = self.failing
+        if self.failing:
+            return ("error", "digest file %s cannot be written (%s): knocks are refused until "
+                             "it can, since a grant whose record is lost could be replayed "
+                             "after a restart" % (self.path, self.failing))
+        return ("info", "digest file %s is writable again: knocks are accepted" % self.path)
 
     # -- the hot path
     def empty(self) -> bool:
@@ -242,30 +379,57 @@ class ReplayCache:
         f = self.floor(now)
         return f is not None and timestamp < f
 
-    def add(self, digest: str, packet_time: int, now: int, persist: bool = True) -> None:
-        """Remember an accepted (decrypted) packet until it can no longer pass the age check."""
+    def add(self, digest: str, packet_time: int, now: int, persist: bool = True) -> bool:
+        """Remember an accepted (decrypted) packet until it can no longer pass the age check.
+        False: the record could not be persisted (the caller must refuse the knock)."""
         expiry = max(packet_time, now) + self.max_age + 1 if self.aging else 0
         self.entries[digest] = expiry
         self._adds += 1
+        persist = persist and bool(self.path) and not self.readonly
         if self._adds >= self._compact_at:
             # Prune expired entries (memory and file) once per batch of adds: O(1) amortised.
             self._adds = 0
-            self._rewrite(now) if (persist and self.path) else self._prune(now)
+            ok = self._rewrite(now) if persist else (self._prune(now) or True)
             self._compact_at = max(COMPACT_MIN_LINES, len(self.entries))
-            if persist and self.path:
-                return   # the rewrite already holds this entry
-        if not (persist and self.path):
-            return
+            if persist and ok:
+                return True   # the rewrite already holds this entry
+        if not persist:
+            return True
+        line = ("%s %d\n" % (digest, expiry)).encode()
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = _open_nofollow(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
             try:
-                os.write(fd, ("%s %d\n" % (digest, expiry)).encode())
+                if os.write(fd, line) != len(line):
+                    raise OSError(errno.ENOSPC, "short write")
             finally:
                 os.close(fd)
-            self.file_lines += 1
-        except OSError:
-            self.write_errors += 1
+        except DigestFileError as exc:
+            return self._write_failed(OSError(errno.EINVAL, str(exc)))
+        except OSError as exc:
+            return self._write_failed(exc)
+        self.file_lines += 1
+        self.failing = None
+        return True
 
     def _prune(self, now: int) -> None:
         self.entries = {d: e for d, e in self.entries.items() if not e or e > now}
         self.foreign = {d: e for d, e in self.foreign.items() if not e or e > now}
+
+
+def _write_new(path: str, text: str) -> None:
+    """Create ``path`` (0600, never through a symlink or over an existing file) with text."""
+    _unlink_quietly(path)   # a stale temp file of a crashed daemon with the same pid
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        data = text.encode()
+        if os.write(fd, data) != len(data):
+            raise OSError(errno.ENOSPC, "short write")
+    finally:
+        os.close(fd)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -98,14 +98,14 @@ def load(args) -> Settings:
     s.flush_at_exit = conf.flag("FLUSH_AT_EXIT")
     s.junk_interval = conf.number("LOG_JUNK_INTERVAL", 1, 86400)
     guard = conf.get("REPLAY_GUARD_AFTER_STATE_LOSS").strip().lower()
-    if guard in ("y", "yes", "start"):
+    if guard == "start":
         s.guard_state_loss = "start"
-    elif guard == "boot":
+    elif guard in ("y", "yes", "boot"):
         s.guard_state_loss = "boot"
     elif guard in ("n", "no"):
         s.guard_state_loss = None
     else:
-        raise ConfigError("%s: REPLAY_GUARD_AFTER_STATE_LOSS must be start, boot or N"
+        raise ConfigError("%s: REPLAY_GUARD_AFTER_STATE_LOSS must be boot, start or N"
                           % conf.where["REPLAY_GUARD_AFTER_STATE_LOSS"])
     s.persistence = persistence
     forwarding = conf.flag("ENABLE_IPT_FORWARDING") or conf.flag("ENABLE_FIREWD_FORWARDING")
