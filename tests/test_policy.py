@@ -234,3 +234,31 @@ def test_arbitrary_payloads_never_raise(payload):
 def test_arbitrary_base64_never_raises(text):
     d = run(text.encode())
     assert d.verdict == "junk"
+
+
+def test_cmd_cycle_refuses_what_fwknopd_cannot_build_a_command_for():
+    """$PORT/$PROTO need a tcp or udp port: command messages, icmp and none are refused
+    (they were granted, and CMD_CYCLE_OPEN ran with an empty $PORT/$PROTO)."""
+    conf = BASE + "CMD_CYCLE_OPEN /bin/true $IP $PORT $PROTO\nCMD_CYCLE_TIMER 9\nENABLE_CMD_EXEC Y\n"
+    for i, (msg, mtype) in enumerate([("10.0.0.5,echo hi", 0), ("10.0.0.5,icmp/1", 1),
+                                      ("10.0.0.5,none/1", 1), ("10.0.0.5,tcp/22,icmp/8", 1)]):
+        d = run(packet(msg, mtype=mtype, rand="%016d" % (4242 + i)), conf)
+        assert d.verdict == "reject" and "CMD_CYCLE_OPEN" in d.reason, (msg, d.reason)
+    d = run(packet("10.0.0.5,udp/53", rand="5151515151515151"), conf)
+    assert d.verdict == "grant" and d.grant.ports == [("udp", 53)]
+
+
+def test_source_with_prefix_zero_is_refused_with_its_line(tmp_path):
+    from spa_lite.server.config import ConfigError, parse_access
+    p = tmp_path / "a.conf"
+    p.write_text("SOURCE 10.0.0.2/0\nKEY_BASE64 %s\n" % KEY_B64)
+    with pytest.raises(ConfigError) as e:
+        parse_access(str(p), [])
+    assert str(e.value).startswith("%s:1: SOURCE" % p) and "ANY" in str(e.value)
+    for ok in ("0.0.0.0/0", "::/0", "ANY", "10.0.0.0/8"):
+        p.write_text("SOURCE %s\nKEY_BASE64 %s\n" % (ok, KEY_B64))
+        parse_access(str(p), [])
+    for bad in ("fe80::1%eth0", "10.0.0.1/", "10.0.0.1/x", "010.0.0.1"):
+        p.write_text("SOURCE %s\nKEY_BASE64 %s\n" % (bad, KEY_B64))
+        with pytest.raises(ConfigError):
+            parse_access(str(p), [])

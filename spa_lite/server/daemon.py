@@ -112,7 +112,9 @@ class Daemon:
 
     def _cycle_open(self, cand, d, now):
         st = self.s.stanzas[d.stanza - 1]
-        proto, port = (d.grant.ports[0] if d.grant.ports else ("", ""))
+        if not d.grant.ports:   # the policy refuses these; never run with an empty $PORT
+            return None, "no tcp/udp port for $PORT/$PROTO: CMD_CYCLE_OPEN not run"
+        proto, port = d.grant.ports[0]
         msg = d.message
         values = {"IP": d.grant.address, "SRC": d.grant.address, "PKT_SRC": cand.src,
                   "DST": cand.dst, "PORT": port, "PROTO": PROTO_NUMBERS.get(proto, proto),

@@ -118,6 +118,13 @@ def evaluate_stanza(st, cand, msg, opts, now: int):
         timeout = min(msg.client_timeout, st.max_fw_timeout)
 
     if st.cmd_cycle_open:
+        # as fwknopd, which cannot build the command: $PORT/$PROTO need a tcp or udp port
+        if mtype == fields.COMMAND_MSG:
+            return _refuse("command message for a CMD_CYCLE_OPEN stanza", st, msg)
+        bad = [p for p in requested if p[0] not in ("tcp", "udp")]
+        if bad:
+            return _refuse("CMD_CYCLE_OPEN needs tcp or udp ports for $PORT/$PROTO, not %s/%d"
+                           % bad[0], st, msg)
         t = msg.client_timeout or st.cmd_cycle_timer or timeout
         return Decision(VERDICT_GRANT, "CMD_CYCLE_OPEN", st.number, msg.username, msg.message,
                         Grant(allow_ip, requested, now + t, "cmd_cycle", stanza=st.number,
