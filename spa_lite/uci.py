@@ -32,6 +32,7 @@ import shlex
 import shutil
 import subprocess
 
+from spa_lite import textfile
 from spa_lite.errors import UsageError
 from spa_lite.privfile import write_private
 
@@ -130,8 +131,7 @@ def load(path: str = DEFAULT_PATH):
     """Sections of a uci config file, via ``uci export`` when the tool exists (so pending
     ``uci set`` changes count), each option labelled with its line in the file."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            in_file = parse(fh.read(), path)
+        in_file = parse(textfile.read_text(path), path)
     except (OSError, UnicodeError) as exc:
         raise UsageError("%s: cannot read: %s" % (path, getattr(exc, "strerror", None) or exc))
     exe = _uci_tool()

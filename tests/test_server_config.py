@@ -204,3 +204,20 @@ def test_dump_config_masks_secrets(tmp_path):
     assert KEY_B64 not in r.stdout and HMAC_KEY_B64 not in r.stdout
     assert "<set, 32 bytes>" in r.stdout and "OPEN_PORTS" in r.stdout and "tcp/22" in r.stdout
     assert "MAX_SPA_PACKET_AGE" in r.stdout
+
+
+def test_every_file_read_is_bounded(tmp_path):
+    """/dev/zero as an include, a key file, the access file or an rc file: one clear line
+    naming the file (it once ended in MemoryError)."""
+    from spa_lite.client import rcfile
+    from spa_lite.errors import UsageError
+    from spa_lite.server.config import ConfigError, parse_access
+    p = tmp_path / "a.conf"
+    p.write_text("SOURCE ANY\n%include_keys /dev/zero\n")
+    for path in (str(p), "/dev/zero"):
+        with pytest.raises(ConfigError) as e:
+            parse_access(path, [])
+        assert "/dev/zero" in str(e.value) and "larger than" in str(e.value)
+    with pytest.raises(UsageError) as e:
+        rcfile.load_rc("/dev/zero", required=True)
+    assert "/dev/zero" in str(e.value) and "larger than" in str(e.value)

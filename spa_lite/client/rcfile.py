@@ -7,6 +7,7 @@ their position (file, line) so every later error can name where a bad value came
 
 import os
 
+from spa_lite import textfile
 from spa_lite.errors import UsageError
 
 # Every variable fwknop 2.6.10's client knows. spa-lite honours most; the rest are accepted
@@ -123,8 +124,7 @@ def load_rc(path: str, named: str = None, required: bool = False, new_ok: bool =
     ``new_ok`` (--save-rc-stanza is about to create it).
     """
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        text = textfile.read_text(path)
         mode = os.stat(path).st_mode
     except FileNotFoundError:
         if (required or named) and not new_ok:

@@ -48,3 +48,8 @@ MAX_RIJNDAEL_KEY_LEN = 32         # passphrase bytes fed to EVP_BytesToKey
 LEGACY_KEY_LEN = 16               # legacy mode pads/truncates the passphrase to this
 MAX_HMAC_KEY_LEN = 128            # the fwknop client's limit
 MAX_DIGEST_BLOCK_LEN = 136        # largest hash block size (SHA3-256 rate)
+
+# Files (bytes): every file spa-lite reads has a bound, so /dev/zero or a runaway file
+# ends in one clear line instead of a MemoryError
+MAX_CONFIG_FILE_SIZE = 1024 * 1024        # fwknopd.conf, access.conf, includes, keys, uci, rc
+MAX_DIGEST_FILE_SIZE = 16 * 1024 * 1024   # the digest cache (~300,000 records)

@@ -20,6 +20,7 @@ from spa_lite.core.cipher import check_key, mode_name
 from spa_lite.core.digests import digest_name, hmac_function
 from spa_lite.core.errors import SpaError
 from spa_lite.core.fields import parse_ipv4
+from spa_lite import textfile
 from spa_lite.errors import UsageError
 from spa_lite.server.model import addr_key, strict_address
 
@@ -52,8 +53,7 @@ def config_lines(text: str, path: str):
 
 def read_text(path: str, where: str = None) -> str:
     try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
+        return textfile.read_text(path)
     except FileNotFoundError:
         raise ConfigError("%s: no such file: %s" % (where or path, path))
     except (OSError, UnicodeError) as exc:

@@ -50,11 +50,11 @@ import os
 import stat
 import time
 
+from spa_lite.core.limits import MAX_DIGEST_FILE_SIZE
 from spa_lite.errors import UsageError
 
 ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 COMPACT_MIN_LINES = 1024   # adds between prunes, at least (the file holds at most ~2x live)
-MAX_DIGEST_FILE_SIZE = 16 * 1024 * 1024   # bytes read at start; beyond: damaged (~300k lines)
 HEADER = "# spa-lite digest cache: <sha256-b64 of canonical SPA data> <expiry>\n"
 
 
