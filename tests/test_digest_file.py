@@ -85,7 +85,8 @@ def test_damaged_or_deleted_file_is_state_loss(setup, damage, expect):
     assert verdicts(ev) == expect
     refused = [e for e in ev if e["verdict"] == "reject"]
     assert all("stamped before the replay floor" in e["reason"] for e in refused)
-    assert ("damaged" if damage != "deleted" else "deleted since the last start") in refused[0]["reason"]
+    assert {"deleted": "deleted since the last start", "emptied": "emptied since the last start"
+            }.get(damage, "damaged") in refused[0]["reason"]
     assert verdicts(serve(setup)[0]) == ["replay", "replay"]      # recorded by the last run
 
 

@@ -200,3 +200,47 @@ def test_missing_run_directory_is_created_private(tmp_path):
     assert c.write_errors == 0
     assert (path.parent.stat().st_mode & 0o777) == 0o700
     assert "y" * 43 in path.read_text()
+
+
+def test_empty_file_is_a_missing_one_and_the_marker_tells_a_deletion_from_a_reboot(tmp_path):
+    """An installer may create the file empty: first start long after boot, no wait. Once a
+    daemon ran during this boot (the .boot marker), losing the records counts from the start."""
+    path = tmp_path / "digest.cache"
+    path.write_text("")
+    c = ReplayCache(str(path), max_age=120, uptime=lambda: 86400.0, boot_id=lambda: "b1")
+    c.load(1_800_000_000)
+    assert not c.below_floor(1_800_000_000, 1_800_000_000)     # boot anchor: long passed
+    assert (tmp_path / "digest.cache.boot").read_text().strip() == "b1"
+    for damage in ("", None):                                  # emptied, then deleted
+        if damage is None:
+            path.unlink()
+        else:
+            path.write_text(damage)
+        c2 = ReplayCache(str(path), max_age=120, uptime=lambda: 86400.0, boot_id=lambda: "b1")
+        c2.load(1_800_000_000)
+        assert c2.below_floor(1_800_000_000 - 1, 1_800_000_000)
+        assert "since the last start" in c2.loss_reason
+    # after a reboot (another boot id) the marker no longer counts
+    path.unlink()
+    c3 = ReplayCache(str(path), max_age=120, uptime=lambda: 86400.0, boot_id=lambda: "b2")
+    c3.load(1_800_000_000)
+    assert not c3.below_floor(1_800_000_000, 1_800_000_000)
+    assert "first start or reboot" in c3.loss_reason
+
+
+def test_damaged_file_counts_from_this_start_and_a_failed_write_is_reported_once(tmp_path):
+    path = tmp_path / "digest.cache"
+    path.write_text("# spa-lite digest cache\n%s 5000\nnot a record\n" % ("A" * 43))
+    c = ReplayCache(str(path), max_age=120, uptime=lambda: 86400.0, boot_id=lambda: "b")
+    c.load(1000)
+    assert c.seen("A" * 43, 1000) and "damaged" in c.loss_reason
+    assert c.below_floor(1000 + 119, 1000)
+    path.unlink()
+    path.mkdir()                       # appends now fail (EISDIR): refused, reported once
+    assert c.add("B" * 43, 1000, 1000) is False and c.add("C" * 43, 1000, 1000) is False
+    change = c.status_change()
+    assert change[0] == "error" and "cannot be written" in change[1]
+    assert c.status_change() is None
+    path.rmdir()
+    assert c.add("D" * 43, 1000, 1000) is True
+    assert c.status_change()[0] == "info" and c.status_change() is None

@@ -235,7 +235,7 @@ def test_restart_with_and_without_the_digest_file(tmp_path):
     conf = conf_file(tmp_path, "ENABLE_SPA_PACKET_AGING Y;\n")
     acc = access_file(tmp_path, "CMD_CYCLE_OPEN /bin/true $IP\nCMD_CYCLE_CLOSE NONE\n")
     digest = tmp_path / "digest.cache"
-    digest.write_text("# spa-lite digest cache\n")    # a daemon ran here before (empty: damaged)
+    digest.write_text("")                             # a daemon ran here before
     os.chmod(digest, 0o600)
     cap = str(tmp_path / "one.pcap")
     write_capture(cap, [fwknop_wire(*KEYS, "--use-hmac").encode()])

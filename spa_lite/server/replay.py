@@ -27,8 +27,9 @@ The anchor (REPLAY_GUARD_AFTER_STATE_LOSS):
   of the window. A file that is missing although a daemon ran during this boot (the
   ``<file>.boot`` marker names this boot) was deleted under us: the anchor is this start.
 - ``start``: always this start (every start without the file waits one window).
-- A file that exists but is damaged (empty, a torn or unreadable line, over the size limit)
-  lost entries at some unknown moment of this boot: the anchor is this start, in both modes.
+- An empty file is treated as a missing one (an installer may create it empty).
+- A file that exists but is damaged (a torn or unreadable line, over the size limit) lost
+  entries at some unknown moment: the anchor is this start, in both modes.
 The anchor is kept as a CLOCK_BOOTTIME reading and turned into wall-clock time at each
 check, so it stays right when a router without an RTC starts with a wrong clock and NTP
 corrects it later. The loss is recorded in the new file's header (boot id and anchor), so a
@@ -223,6 +224,17 @@ class ReplayCache:
         except OSError:
             _unlink_quietly(tmp)
 
+    def _lose_all(self, how: str) -> None:
+        """No records at all (file missing or empty): a reboot or first start unless the
+        marker shows a daemon ran during this boot (then the records were removed under us)."""
+        if self.guard_state_loss == "start":
+            self._lose("digest file %s" % how, self.uptime())
+        elif self._marker_says_this_boot():
+            self._lose("digest file %s since the last start" % ("deleted" if how == "missing"
+                                                              else "emptied"), self.uptime())
+        else:
+            self._lose("digest file %s: first start or reboot" % how, 0.0)
+
     def load(self, now: int) -> None:
         """Read the digest file; set the state-loss floor if it is missing or damaged.
         Raises DigestFileError if the path cannot be a digest file at all."""
@@ -236,12 +248,7 @@ class ReplayCache:
                     os.makedirs(os.path.dirname(self.path) or ".", 0o700, exist_ok=True)
                 except OSError:
                     pass   # the rewrite below then reports a write error
-            if self.guard_state_loss == "start":
-                self._lose("digest file missing", self.uptime())
-            elif self._marker_says_this_boot():
-                self._lose("digest file deleted since the last start", self.uptime())
-            else:
-                self._lose("digest file missing: first start or reboot", 0.0)
+            self._lose_all("missing")
             self._rewrite(now)
             self._write_marker()
             return
@@ -258,8 +265,12 @@ class ReplayCache:
             data = data[:data.rfind(b"\n", 0, MAX_DIGEST_FILE_SIZE) + 1]
         for line in data.split(b"\n"):
             self._load_line(line.strip(), now)
-        damage = ("empty" if not data else
-                  "larger than %d bytes" % MAX_DIGEST_FILE_SIZE if too_big else
+        if not data:   # as good as missing: pre-created (touch), or emptied (see marker)
+            self._lose_all("empty")
+            self._rewrite(now)
+            self._write_marker()
+            return
+        damage = ("larger than %d bytes" % MAX_DIGEST_FILE_SIZE if too_big else
                   "%d unreadable or torn lines" % self.skipped_lines if self.skipped_lines else
                   "last line torn" if not data.endswith(b"\n") else None)
         if damage:
