@@ -97,7 +97,34 @@ def test_a_packet_cannot_kill_the_daemon(monkeypatch):
     monkeypatch.setattr(daemon_mod, "decide", boom)
     assert d.handle(cand()) is None
     assert d.packet_errors == 1
-    assert notes and "internal error on a packet from 198.51.100.7: ZeroDivisionError" in notes[0][1]
+    assert notes and "internal error from 198.51.100.7: ZeroDivisionError" in notes[0][1]
+    # a flood of them is summarised by source, not logged once per packet
+    for i in range(500):
+        d.handle(cand())
+    assert d.packet_errors == 501 and len(notes) == JUNK_BURST
+    sink.tick(1000.0 + 61)
+    assert len(notes) == JUNK_BURST + 1
+    assert notes[-1][1].startswith("internal error: %d more packets not logged" % (501 - JUNK_BURST))
+
+
+def test_replays_are_summarised_by_source_and_lines_are_one_line_of_ascii():
+    lines = []
+    sink = EventSink(log=lambda level, text: lines.append(text), junk_interval=60)
+    for i in range(1000):
+        sink.decision(cand("203.0.113.%d" % (i % 2)), Decision("replay", "replay of a packet "
+                                                              "already accepted"), 1000.0 + i * 0.01)
+    assert len(lines) == JUNK_BURST and all(l.startswith("replay from 203.0.113.") for l in lines)
+    sink.tick(1061.0)
+    assert re.match(r"replay: %d more packets not logged in the last 61 s \(top sources: "
+                    r"203\.0\.113\.\d \d+, 203" % (1000 - JUNK_BURST), lines[-1]), lines[-1]
+    lines.clear()
+    sink.decision(cand(), Decision("reject", "X-Forwarded-For 'a\r\nb\x1b[2J\u2028c' is bad",
+                                   stanza=1), 2000.0)
+    sink.note("info", "odd\nnote\x00")
+    assert len(lines) == 2
+    for line in lines:
+        assert re.fullmatch(r"[ -~]*", line), repr(line)
+    assert "\\r\\nb\\x1b[2J\\u2028c" in lines[0] and lines[1] == "odd\\nnote\\x00"
 
 
 def test_reknock_extends_and_grants_expire_on_time():

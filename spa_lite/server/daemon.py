@@ -86,9 +86,7 @@ class Daemon:
             return d
         except Exception as exc:  # a packet must never kill the daemon
             self.packet_errors += 1
-            self.events.internal_error(cand, "internal error on a packet from %s: %s: %s"
-                                       % (getattr(cand, "src", "?"), type(exc).__name__, exc),
-                                       now)
+            self.events.internal_error(cand, "%s: %s" % (type(exc).__name__, exc), now)
             return None
 
     def _act(self, cand, d, now: int):

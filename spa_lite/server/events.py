@@ -67,7 +67,7 @@ class EventSink:
             return
         if d.verdict in ("junk", "replay"):
             self._limited(d.verdict, "warning" if d.verdict == "replay" else "info", cand,
-                          "%s from %s: %s" % (d.verdict, cand.src, d.reason), now)
+                          d.reason, now)
             return
         extra = []
         if d.stanza is not None:
@@ -89,11 +89,13 @@ class EventSink:
             text += "; firewall error: %s" % error
         self.log("warning" if d.verdict in ("reject", "replay") or error else "info", text)
 
-    def _limited(self, kind: str, level: str, cand, text: str, now: float) -> None:
+    def _limited(self, kind: str, level: str, cand, reason: str, now: float) -> None:
+        """``<kind> from <source>: <reason>`` for the first JUNK_BURST per interval, then a
+        count (the line is only formatted when written: most of a flood never is)."""
         self.tick(now)
         if self._logged[kind] < JUNK_BURST:
             self._logged[kind] += 1
-            self.log(level, text)
+            self.log(level, "%s from %s: %s" % (kind, getattr(cand, "src", "?"), reason))
             return
         self._suppressed[kind] += 1
         src = cand.source_id                   # counted packed; turned into text at the summary
@@ -102,7 +104,7 @@ class EventSink:
 
     def internal_error(self, cand, text: str, now: float) -> None:
         """A packet the daemon could not decide (a bug): logged like junk, rate-limited."""
-        self._limited("internal error", "error", cand, text, now)
+        self._limited("internal error", "error", cand, text, now)   # "internal error from"
 
     def tick(self, now: float) -> None:
         """Close the interval if it is over (called per packet and on idle wakeups)."""
