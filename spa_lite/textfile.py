@@ -1,4 +1,5 @@
-"""Reading the small text files spa-lite is configured with, bounded in size.
+"""Reading the small text files spa-lite is configured with, bounded in size (writing
+files that may hold keys is privfile.write_private).
 
 ``%include_keys /dev/zero`` once ended in MemoryError: every configuration, key and rc file
 goes through ``read_text`` here, which stops at limits.MAX_CONFIG_FILE_SIZE. Errors are
@@ -17,3 +18,4 @@ def read_text(path: str, limit: int = MAX_CONFIG_FILE_SIZE) -> str:
     if len(data) > limit:
         raise OSError(errno.EFBIG, "larger than %d bytes (MAX_CONFIG_FILE_SIZE)" % limit)
     return data.decode("utf-8")
+

@@ -53,6 +53,7 @@ import time
 
 from spa_lite.core.limits import MAX_DIGEST_FILE_SIZE
 from spa_lite.errors import UsageError
+from spa_lite.privfile import write_private
 
 ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 COMPACT_MIN_LINES = 1024   # adds between prunes, at least (the file holds at most ~2x live)
@@ -217,12 +218,10 @@ class ReplayCache:
         """Record that a daemon ran during this boot (see State loss)."""
         if self.readonly or self._marker_says_this_boot():
             return
-        tmp = "%s.boot.tmp.%d" % (self.path, os.getpid())
         try:
-            _write_new(tmp, self.boot_id() + "\n")
-            os.replace(tmp, self.path + ".boot")
-        except OSError:
-            _unlink_quietly(tmp)
+            write_private(self.path + ".boot", self.boot_id() + "\n")
+        except UsageError:
+            pass
 
     def _lose_all(self, how: str) -> None:
         """No records at all (file missing or empty): a reboot or first start unless the
@@ -323,7 +322,6 @@ class ReplayCache:
         self._prune(now)
         if not self.path or self.readonly:
             return True
-        tmp = "%s.tmp.%d" % (self.path, os.getpid())
         lines = [HEADER]
         if self.state_lost:
             lines.append("#state-lost %s %.3f\n" % (self.boot_id(), self.anchor))
@@ -331,11 +329,9 @@ class ReplayCache:
         lines += ["%s 0 0.0.0.0 0 0.0.0.0 0 %d\n" % (d, (e - self.max_age - 1) if e else 0)
                   for d, e in self.foreign.items()]   # keep fwknopd's entries in its format
         try:
-            _write_new(tmp, "".join(lines))
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            _unlink_quietly(tmp)
-            return self._write_failed(exc)
+            write_private(self.path, "".join(lines))
+        except UsageError as exc:    # privfile: "<path>: cannot write: <why>"
+            return self._write_failed(OSError(errno.EIO, str(exc).rsplit(": ", 1)[-1]))
         self.file_lines = len(self.entries)
         self.failing = None
         return True
@@ -426,21 +422,3 @@ class ReplayCache:
         self.entries = {d: e for d, e in self.entries.items() if not e or e > now}
         self.foreign = {d: e for d, e in self.foreign.items() if not e or e > now}
 
-
-def _write_new(path: str, text: str) -> None:
-    """Create ``path`` (0600, never through a symlink or over an existing file) with text."""
-    _unlink_quietly(path)   # a stale temp file of a crashed daemon with the same pid
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        data = text.encode()
-        if os.write(fd, data) != len(data):
-            raise OSError(errno.ENOSPC, "short write")
-    finally:
-        os.close(fd)
-
-
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
