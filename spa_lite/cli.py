@@ -259,7 +259,9 @@ def _fill_server(v) -> None:
     v.add_argument("-U", "--udp-server", action="store_true", help="plain UDP socket instead of capture")
     v.add_argument("--pcap-file", metavar="FILE", help="read packets from a pcap file, then exit")
     v.add_argument("--pcap-any-direction", action="store_true", help="also examine outgoing packets")
-    v.add_argument("-t", "--test", action="store_true", help="decide and log, never touch the firewall")
+    v.add_argument("-t", "--test", action="store_true",
+                   help="decide and log, never touch the firewall nor write the digest file "
+                        "(its replay floor still applies)")
     v.add_argument("-C", "--packet-limit", type=int, metavar="N", help="exit after N packets")
     v.add_argument("-f", "--foreground", action="store_true", help="log to stderr instead of syslog")
     v.add_argument("-d", "--digest-file", metavar="FILE", help="replay digest file (DIGEST_FILE)")
