@@ -221,3 +221,15 @@ def test_every_file_read_is_bounded(tmp_path):
     with pytest.raises(UsageError) as e:
         rcfile.load_rc("/dev/zero", required=True)
     assert "/dev/zero" in str(e.value) and "larger than" in str(e.value)
+
+
+def test_client_key_and_rc_files_are_bounded_too(tmp_path):
+    from spa_lite.client import rcsave
+    from spa_lite.client.request import Setting, read_key_file
+    from spa_lite.errors import UsageError
+    with pytest.raises(Exception) as e:
+        read_key_file(Setting("/dev/zero", "-G"), "host", "Rijndael")
+    assert "/dev/zero" in str(e.value) and "larger than" in str(e.value)
+    with pytest.raises(UsageError) as e:
+        rcsave.stanza_names("/dev/zero")
+    assert "larger than" in str(e.value)

@@ -7,6 +7,7 @@ set stay as they were; ``--force-stanza`` replaces the stanza's variables whole,
 man page describes. The file is replaced atomically with mode 0600 (it holds keys).
 """
 
+from spa_lite import textfile
 from spa_lite.client.rcfile import split_line
 from spa_lite.errors import UsageError
 from spa_lite.privfile import write_private
@@ -51,8 +52,7 @@ def save_stanza(path: str, name: str, values, force: bool = False, confirm=None)
     if not name or any(c in name for c in "[]\n\r"):
         raise UsageError("--save-rc-stanza: bad stanza name %r (use -n NAME)" % name)
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        text = textfile.read_text(path)
     except FileNotFoundError:
         text = None
     except (OSError, UnicodeError) as exc:
@@ -130,8 +130,7 @@ def stanza_names(path: str):
     """Names of the stanzas in ``path`` (not ``default``), in file order."""
     from spa_lite.client.rcfile import parse_rc_text
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        text = textfile.read_text(path)
     except FileNotFoundError:
         raise UsageError("%s: rc file not found" % path)
     except (OSError, UnicodeError) as exc:

@@ -7,6 +7,7 @@ error names the option or rc-file line the bad value came from.
 
 import os
 
+from spa_lite import textfile
 from spa_lite.core import fields, limits
 from spa_lite.core.b64 import b64decode_key
 from spa_lite.core.cipher import DEFAULT_MODE, mode_name
@@ -189,8 +190,7 @@ def read_key_file(s: Setting, server, what: str) -> bytes:
         raise UsageError("%s: a key file is looked up by server: give -D/--destination" % s.where)
     path = str(s.value)
     try:
-        with open(path, encoding="utf-8") as fh:
-            lines = fh.read().splitlines()
+        lines = textfile.read_text(path).splitlines()
     except (OSError, UnicodeError) as exc:
         raise CryptoError("%s: cannot read %s key file %s: %s"
                           % (s.where, what, path, getattr(exc, "strerror", None) or exc))
