@@ -1,6 +1,10 @@
-"""The server loop: block in the kernel until a packet or the next expiry, drain what is
+"""The server loop: block in the kernel until a packet or the next deadline, drain what is
 queued, decide, apply, log. No sleep loop, so a flood is processed as fast as the CPU
-allows and a lone knock is handled the moment it arrives."""
+allows and a lone knock is handled the moment it arrives.
+
+Timers (grant expiry, CMD_CYCLE_CLOSE, the firewall watch, the junk summary) run when their
+deadline has come, not on every wakeup; with nothing scheduled the loop sleeps until a
+packet or a signal arrives, so an idle router is never woken by spa-lite."""
 
 import os
 import signal
@@ -14,7 +18,8 @@ from spa_lite.server.policy import decide
 from spa_lite.server.replay import ReplayCache
 
 BATCH = 256           # candidates drained from one source per wakeup
-IDLE_WAKEUP = 30.0    # seconds; the junk-summary timer needs an occasional wakeup
+IDLE_WAKEUP = 60.0    # seconds; the longest wait while something is scheduled (a clock step
+                      # on a router without RTC then delays an expiry by at most this)
 WATCH_INTERVAL = 3.0  # seconds between checks that live grants are still in the kernel
 PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1}
 _ACTING = (VERDICT_GRANT, VERDICT_COMMAND)   # the verdicts _act has something to do for
@@ -65,6 +70,7 @@ class Daemon:
         self.packet_errors = 0
         self.stopping = False
         self._last_watch = 0.0
+        self._deadline = None    # when run_timers next has work (None: nothing scheduled)
 
     # -- one packet
     def handle(self, cand):
@@ -169,13 +175,26 @@ class Daemon:
                                  "CMD_CYCLE_CLOSE exit %s%s" % (rc, "" if rc == 0 else ": " + out))
         self.events.tick(now)
 
-    def _timeout(self, now: float) -> float:
-        nxt = [t for t in (self.grants.next_expiry(),
-                           min((c[0] for c in self.cycle_closes), default=None)) if t is not None]
-        wake = min(nxt) - now if nxt else IDLE_WAKEUP
-        if self.grants.live and getattr(self.backend, "check", None) is not None:
-            wake = min(wake, WATCH_INTERVAL)
-        return max(0.0, min(wake, IDLE_WAKEUP))
+    def next_deadline(self, now: float):
+        """When the timers next have work (epoch seconds), or None: nothing is scheduled."""
+        times = [t for t in (self.grants.next_expiry(),
+                             min((c[0] for c in self.cycle_closes), default=None),
+                             self.events.next_due()) if t is not None]
+        if self.grants.live and not self.s.test and getattr(self.backend, "check", None):
+            times.append(self._last_watch + WATCH_INTERVAL)
+        return min(times) if times else None
+
+    def wake_timers(self) -> None:
+        """Run the timers at the next turn of the loop (e.g. from a signal handler)."""
+        self._deadline = 0.0
+
+    def wait_ready(self, waitable, now: float):
+        """Wait until the next deadline or until a source is readable: the sources to read
+        (all of them if the wait function does not say which)."""
+        d = self._deadline
+        timeout = None if d is None else max(0.0, min(d - now, IDLE_WAKEUP))
+        ready = self.wait(waitable, timeout)
+        return ready if isinstance(ready, list) else waitable
 
     # -- the loop
     def load_replay(self) -> str:
@@ -199,13 +218,20 @@ class Daemon:
     def run(self) -> int:
         self.load_replay()
         live = list(self.sources)
+        now = self.clock()
+        self.run_timers(int(now))
+        self._deadline = self.next_deadline(now)
         while not self.stopping and any(not isinstance(s, _Wakeup) for s in live):
-            now = self.clock()
-            self.run_timers(int(now))
             waitable = [s for s in live if s.fileno() is not None]
             if waitable and len(waitable) == len(live):
-                self.wait(waitable, self._timeout(now))
-            for src in list(live):
+                ready = self.wait_ready(waitable, now)
+            else:
+                ready = list(live)          # a pcap file: read on, no waiting
+            now = self.clock()
+            ran = self._deadline is not None and now >= self._deadline
+            if ran:
+                self.run_timers(int(now))
+            for src in ready:
                 batch = src.read_batch(BATCH)
                 if not batch and src.fileno() is None:   # a pcap file is exhausted
                     live.remove(src)
@@ -218,6 +244,10 @@ class Daemon:
                         break
                 if self.stopping:
                     break
+            now = self.clock()
+            self._deadline = self.next_deadline(now)
+            if ran and self._deadline is not None and self._deadline <= now:
+                self._deadline = int(now) + 1   # timers work in whole seconds: never spin
         return 0
 
     def install_signals(self) -> None:

@@ -125,6 +125,13 @@ class EventSink:
             self._sources[kind] = {}
         self._window_start = now
 
+    def next_due(self):
+        """When tick() next has a summary to write, or None: nothing is waiting for one (so
+        an idle daemon needs no timer for it)."""
+        if self._junk_suppressed and self._window_start is not None:
+            return -int(-(self._window_start + self.junk_interval))   # tick() compares whole
+        return None                                                 # seconds: round up
+
     def note(self, level: str, text: str) -> None:
         """A non-packet event (start, stop, grant expiry, firewall trouble)."""
         if self.json_out is not None:

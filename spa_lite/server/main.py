@@ -42,9 +42,12 @@ def open_sources(s):
         if s.capture == "pcap":
             return [capture.PcapFileSource(s.pcap_file)]
         if s.capture == "udp":
-            return [capture.UdpSource(s.udp_port)]
+            src = capture.UdpSource(s.udp_port)
+            capture.reconfigure([src], s)
+            return [src]
         return [capture.PacketSocketSource(s.interface, s.protos, s.port_lo, s.port_hi,
-                                           any_direction=s.any_direction)]
+                                           any_direction=s.any_direction,
+                                           payload=capture.payload_filter(s))]
     except PermissionError:
         raise UsageError("capture on %s needs root (CAP_NET_RAW); or use -U/--udp-server"
                          % (s.interface if s.capture == "packet" else "port %d" % s.udp_port))
@@ -121,9 +124,10 @@ def cmd_server(args) -> int:
         s.capture, "interface %s (%s port %d%s)" % (s.interface, "/".join(sorted(s.protos)),
                                                    s.port_lo, "-%d" % s.port_hi if s.port_hi != s.port_lo else ""))
     replay_state = daemon.load_replay()
-    events.note("info", "started: listening on %s, %d access stanza(s), firewall %s%s; %s"
-                % (where, len(s.stanzas), backend.name, ", test mode" if s.test else "",
-                   replay_state))
+    reading = "; ".join(src.mode for src in sources if hasattr(src, "mode"))
+    events.note("info", "started: listening on %s%s, %d access stanza(s), firewall %s%s; %s"
+                % (where, " via %s" % reading if reading else "", len(s.stanzas), backend.name,
+                   ", test mode" if s.test else "", replay_state))
     t0 = time.time()
     try:
         daemon.run()

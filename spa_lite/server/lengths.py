@@ -1,0 +1,71 @@
+"""Which payload lengths can carry SPA data for a stanza: the input of the kernel filter.
+
+Random junk (a port scan, a UDP flood) should never wake Python, so the BPF program drops
+payloads that no configured stanza could accept (bpf.compile_filter). It must never drop a
+valid packet, so every rule here errs on the wide side and is property-tested against
+packets of every mode, digest and HMAC type made by spa-lite and by the real fwknop client.
+
+A rule is ``(lo, hi, offset)``: payload lengths ``lo <= L <= hi``; with ``offset`` None any
+such length, else only lengths where ``3 * (L + offset) % 64 <= 2``, which is exactly the set
+of lengths of '='-stripped base64 over a multiple of 16 bytes, minus what is stripped or
+appended (see rijndael_rule).
+
+A stanza kind that is not Rijndael (GnuPG) answers with a plain range: add its own branch to
+stanza_rules when its lengths are known more precisely.
+"""
+
+from spa_lite.core import limits
+from spa_lite.core.digests import b64_len
+
+ANY = (limits.MIN_SPA_DATA_SIZE, limits.MAX_SPA_PACKET_LEN, None)
+
+
+def rijndael_rule(hmac_type, cmd_exec: bool = False) -> tuple:
+    """The rule for Rijndael data with an HMAC of ``hmac_type`` appended (None: no HMAC).
+
+    On the wire: base64('Salted__' + salt + ciphertext) without '=' and without its first 10
+    characters (``U2FsdGVkX1``), then the HMAC's base64 (fixed length ``h``). The ciphertext
+    is PKCS#7-padded in every mode, so the base64'd bytes are 16*m for some m, whose
+    unpadded base64 length is ceil(64*m/3): L + 10 - h is such a length exactly when
+    3*(L + 10 - h) mod 64 is 0, 1 or 2 (m = 0, 2, 1 mod 3). Bounds are spa-lite's own
+    (policy.precheck, wire.unseal, the GnuPG-length rule in policy.decide)."""
+    h = b64_len(hmac_type) if hmac_type else 0
+    prefix = len(limits.B64_RIJNDAEL_SALT)
+    # wire.unseal refuses ciphertext text (prefix included) of MIN_GNUPG_MSG_SIZE or more
+    hi = limits.MIN_GNUPG_MSG_SIZE - 1 - prefix + h
+    if not cmd_exec:                       # policy.decide skips such lengths for the stanza
+        hi = min(hi, limits.MIN_GNUPG_MSG_SIZE - 1)
+    return (limits.MIN_SPA_DATA_SIZE, min(hi, limits.MAX_SPA_PACKET_LEN), prefix - h)
+
+
+def stanza_rules(st) -> list:
+    """The rules one access stanza can accept (a list, so a stanza kind may give several)."""
+    if getattr(st, "key", None) is None or getattr(st, "gpg", False):
+        return [ANY]                       # GnuPG or unknown: no modular constraint known
+    return [rijndael_rule(st.hmac_type if st.hmac_key is not None else None,
+                          st.enable_cmd_exec)]
+
+
+def payload_rules(stanzas) -> list:
+    """The union over all stanzas, merged per offset (a wider range only ever accepts more).
+    An empty list means no stanza: nothing can be SPA data."""
+    merged = {}
+    for st in stanzas:
+        for lo, hi, off in stanza_rules(st):
+            if off in merged:
+                plo, phi, _ = merged[off]
+                lo, hi = min(lo, plo), max(hi, phi)
+            merged[off] = (lo, hi, off)
+    if None in merged:                     # an unconstrained range covers the others inside it
+        alo, ahi, _ = merged[None]
+        merged = {k: v for k, v in merged.items()
+                  if k is None or not (alo <= v[0] and v[1] <= ahi)}
+    return sorted(merged.values(), key=lambda r: (r[2] is not None, r[2] or 0, r[0]))
+
+
+def accepts(rules, length: int) -> bool:
+    """What the kernel program decides about a payload length (the same arithmetic)."""
+    for lo, hi, off in rules:
+        if lo <= length <= hi and (off is None or (3 * (length + off)) % 64 <= 2):
+            return True
+    return False
