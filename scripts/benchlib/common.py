@@ -18,13 +18,15 @@ PROFILES = {
     "full": dict(repeats=5, inner=3, invalid_packets=30000, valid_packets=3000,
                  cache_entries=100000, replay_packets_spa=50000, replay_packets_fwknopd=500,
                  stanzas=1000, stanza_packets=200, flood_seconds=20, latency_repeats=15,
-                 client_runs=21, rss_repeats=3),
+                 client_runs=21, rss_repeats=3, live_rates=(2000, 20000, 50000), live_seconds=4,
+                 live_repeats=2, capped_seconds=12, idle_seconds=60),
     "quick": dict(repeats=3, inner=2, invalid_packets=10000, valid_packets=1000,
                   cache_entries=100000, replay_packets_spa=20000, replay_packets_fwknopd=150,
                   stanzas=1000, stanza_packets=30, flood_seconds=6, latency_repeats=4,
-                  client_runs=7, rss_repeats=1),
+                  client_runs=7, rss_repeats=1, live_rates=(2000, 50000), live_seconds=1.0,
+                  live_repeats=1, capped_seconds=5, idle_seconds=4),
 }
-JUNK_RATE = 20000          # packets/s of junk to the SPA port during the flood
+JUNK_RATE = 50000          # packets/s of junk to the SPA port during the flood
 JUNK_POOL = 2000           # distinct junk packets the flood cycles through
 GRANT_WINDOW = 1.0         # a knock counts as granted if a TCP connect succeeds within this
 LATENCY_LIMIT = 3.0        # give up measuring one knock's latency after this many seconds
@@ -66,6 +68,7 @@ class Interrupted(BaseException):
 
 # ------------------------------------------------------------------ process and namespace hygiene
 _PROCS = []       # every Popen we started, so cleanup can end exactly those
+_UNDO = []        # other things to undo at cleanup (cgroups), last made first
 _NAMESPACES = []  # every namespace we created
 _T0 = time.monotonic()
 
@@ -130,6 +133,16 @@ def cleanup() -> None:
             del_ns(ns)
         except Exception:
             pass
+    while _UNDO:
+        try:
+            _UNDO.pop()()
+        except Exception:
+            pass
+
+
+def on_cleanup(fn) -> None:
+    """Run ``fn`` at cleanup (after our processes have ended), even when interrupted."""
+    _UNDO.append(fn)
 
 
 def _on_signal(signum, frame):

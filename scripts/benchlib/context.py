@@ -26,6 +26,7 @@ class Context:
         self.ns = None          # namespace for the pcap and idle runs (isolation, lo only)
         self.counts_of = {"spa-lite": spa_lite_counts, "fwknopd": fwknopd_counts}
         self._packets = None
+        self.results = {}        # results produced so far in this run, by name
         self._pcap_cfg = None
 
     def packets(self) -> "PcapSet":

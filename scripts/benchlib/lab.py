@@ -87,7 +87,7 @@ JUNK_SENDER = r"""
 import json, socket, sys, time
 srv, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[5]
 rate, duration = float(sys.argv[3]), float(sys.argv[4])
-pkts = [l.strip().encode() for l in open(path) if l.strip()]
+pkts = [bytes.fromhex(l.strip()) for l in open(path) if l.strip()]
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
 addr, n, i, sent, errors = (srv, port), len(pkts), 0, 0, 0

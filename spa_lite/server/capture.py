@@ -32,10 +32,13 @@ TPACKET_V3 = 2
 TP_STATUS_KERNEL, TP_STATUS_USER = 0, 1
 BLOCK_STATUS = 8          # struct tpacket_block_desc: block_status, num_pkts, offset_to_first_pkt
 PKTTYPE_AT = 48 + 10      # struct sockaddr_ll after the 48-byte tpacket3_hdr: sll_pkttype
+_BLOCK_DESC = struct.Struct("III")     # block_status, num_pkts, offset_to_first_pkt
+_TP3_HDR = struct.Struct("IIII10xH")   # tp_next_offset, tp_sec, tp_nsec, tp_snaplen, tp_net
 RING_BLOCK = 64 * 1024    # bytes per block: a few hundred SPA-sized packets
 RING_BLOCKS = 32          # 2 MiB in all: room for a burst while Python catches up
 RING_FRAME = 2048         # only validated by the kernel in V3 (packets are packed)
-RETIRE_MS = 8             # a block with packets is handed over after at most this long
+RETIRE_MS = 50            # a block with packets is handed over after at most this long (the
+                          # latency a lone knock may add; fwknopd via libpcap: 100 ms)
 
 
 def _big_rcvbuf(sock) -> None:
@@ -163,19 +166,20 @@ class Ring:
         """Candidates from the blocks the kernel has handed over, whole blocks at a time,
         until about ``max_n`` (a block is never split: it goes back to the kernel whole)."""
         out = []
-        m, unpack, parse = self.map, struct.unpack_from, frames.parse_ip
-        keep_outgoing = self.any_direction
+        m, header, parse = self.map, _TP3_HDR.unpack_from, frames.parse_ip_at
+        block_desc = _BLOCK_DESC.unpack_from
+        outgoing = -1 if self.any_direction else socket.PACKET_OUTGOING
         while len(out) < max_n:
             base = self.cur * self.block_size
-            status, count, first = unpack("III", m, base + BLOCK_STATUS)
+            status, count, first = block_desc(m, base + BLOCK_STATUS)
             if not status & TP_STATUS_USER:
                 break
             p = base + first
             for _ in range(count):
-                nxt, sec, nsec, snaplen, _len, _st, _mac, net = unpack("IIIIIIHH", m, p)
-                if keep_outgoing or m[p + PKTTYPE_AT] != socket.PACKET_OUTGOING:
+                nxt, sec, nsec, snaplen, net = header(m, p)
+                if m[p + PKTTYPE_AT] != outgoing:
                     start = p + net
-                    c = parse(m[start:start + snaplen], sec + nsec * 1e-9)
+                    c = parse(m, start, start + snaplen, sec + nsec * 1e-9)
                     if c is not None:
                         out.append(c)
                 p += nxt

@@ -218,6 +218,7 @@ class Daemon:
     def run(self) -> int:
         self.load_replay()
         live = list(self.sources)
+        handle, limit = self.handle, self.s.packet_limit
         now = self.clock()
         self.run_timers(int(now))
         self._deadline = self.next_deadline(now)
@@ -236,12 +237,12 @@ class Daemon:
                 if not batch and src.fileno() is None:   # a pcap file is exhausted
                     live.remove(src)
                     continue
+                if limit and self.examined + len(batch) >= limit:
+                    batch = batch[:limit - self.examined]
+                    self.stopping = True
                 for cand in batch:
-                    self.handle(cand)
-                    self.examined += 1
-                    if self.s.packet_limit and self.examined >= self.s.packet_limit:
-                        self.stopping = True
-                        break
+                    handle(cand)
+                self.examined += len(batch)
                 if self.stopping:
                     break
             now = self.clock()

@@ -20,25 +20,27 @@ IPPROTO_UDP = 17
 _IPV6_EXT = (0, 43, 60)          # hop-by-hop, routing, destination options (44: fragment)
 
 
-def _l4(proto: int, seg: bytes, src: bytes, dst: bytes, now: float):
-    """The Candidate for a TCP/UDP segment; ``src``/``dst`` are the packed addresses (the
-    Candidate turns them into text only if something asks)."""
+def _l4(proto: int, buf, p: int, stop: int, src: bytes, dst: bytes, now: float):
+    """The Candidate for the TCP/UDP segment ``buf[p:stop]``; ``src``/``dst`` are the packed
+    addresses (the Candidate turns them into text only if something asks). Only the payload
+    is copied out of ``buf``."""
     # Header fields are read byte-wise: cheaper than struct calls, and this runs per packet.
+    n = stop - p
     if proto == IPPROTO_UDP:
-        if len(seg) < 8:
+        if n < 8:
             return None
-        sport, dport, ulen = seg[0] << 8 | seg[1], seg[2] << 8 | seg[3], seg[4] << 8 | seg[5]
-        end = ulen if 8 <= ulen <= len(seg) else len(seg)
-        payload = seg[8:end]
+        sport, dport = buf[p] << 8 | buf[p + 1], buf[p + 2] << 8 | buf[p + 3]
+        ulen = buf[p + 4] << 8 | buf[p + 5]
+        payload = buf[p + 8:p + ulen if 8 <= ulen <= n else stop]
         name = "udp"
     elif proto == IPPROTO_TCP:
-        if len(seg) < 20:
+        if n < 20:
             return None
-        sport, dport = seg[0] << 8 | seg[1], seg[2] << 8 | seg[3]
-        off = (seg[12] >> 4) * 4
-        if off < 20 or off > len(seg):
+        sport, dport = buf[p] << 8 | buf[p + 1], buf[p + 2] << 8 | buf[p + 3]
+        off = (buf[p + 12] >> 4) * 4
+        if off < 20 or off > n:
             return None
-        payload = seg[off:]
+        payload = buf[p + off:stop]
         name = "tcp"
     else:
         return None
@@ -47,41 +49,50 @@ def _l4(proto: int, seg: bytes, src: bytes, dst: bytes, now: float):
     return Candidate(None, None, name, sport, dport, payload, now, None, (src, dst))
 
 
-def parse_ip(packet: bytes, now: float):
-    """An IPv4 or IPv6 packet (from its first byte) -> Candidate or None."""
-    if len(packet) < 20:
+def parse_ip_at(buf, start: int, end: int, now: float):
+    """The IPv4 or IPv6 packet ``buf[start:end]`` -> Candidate or None. ``buf`` may be
+    bytes or a capture ring's mmap: the packet is read in place and only the payload and
+    the two addresses are copied."""
+    n = end - start
+    if n < 20:
         return None
-    version = packet[0] >> 4
+    b0 = buf[start]
+    version = b0 >> 4
     if version == 4:
-        ihl = (packet[0] & 0x0F) * 4
-        total = packet[2] << 8 | packet[3]
-        if ihl < 20 or total < ihl or len(packet) < ihl:
+        ihl = (b0 & 0x0F) * 4
+        total = buf[start + 2] << 8 | buf[start + 3]
+        if ihl < 20 or total < ihl or n < ihl:
             return None
-        if packet[6] & 0x3F or packet[7]:        # MF set or an offset: a fragment
+        if buf[start + 6] & 0x3F or buf[start + 7]:     # MF set or an offset: a fragment
             return None
-        end = min(total, len(packet))
-        return _l4(packet[9], packet[ihl:end], packet[12:16], packet[16:20], now)
+        return _l4(buf[start + 9], buf, start + ihl, start + min(total, n),
+                   buf[start + 12:start + 16], buf[start + 16:start + 20], now)
     if version == 6:
-        if len(packet) < 40:
+        if n < 40:
             return None
-        plen = struct.unpack_from("!H", packet, 4)[0]
-        nxt = packet[6]
-        src, dst = packet[8:24], packet[24:40]
-        body = packet[40:40 + plen] if plen else packet[40:]
+        plen = buf[start + 4] << 8 | buf[start + 5]
+        nxt = buf[start + 6]
+        src, dst = buf[start + 8:start + 24], buf[start + 24:start + 40]
+        p = start + 40
+        stop = min(p + plen, end) if plen else end
         for _ in range(8):                       # bounded walk over extension headers
             if nxt in _IPV6_EXT:
-                if len(body) < 8:
+                if stop - p < 8:
                     return None
-                nxt, hlen = body[0], (body[1] + 1) * 8
-                body = body[hlen:]
+                nxt, p = buf[p], p + (buf[p + 1] + 1) * 8
             elif nxt == 44:                      # fragment header: only unfragmented use
-                if len(body) < 8 or struct.unpack_from("!H", body, 2)[0] & 0xFFF9:
+                if stop - p < 8 or (buf[p + 2] << 8 | buf[p + 3]) & 0xFFF9:
                     return None
-                nxt, body = body[0], body[8:]
+                nxt, p = buf[p], p + 8
             else:
                 break
-        return _l4(nxt, body, src, dst, now)
+        return _l4(nxt, buf, p, stop, src, dst, now)
     return None
+
+
+def parse_ip(packet: bytes, now: float):
+    """An IPv4 or IPv6 packet (from its first byte) -> Candidate or None."""
+    return parse_ip_at(packet, 0, len(packet), now)
 
 
 def parse_ethernet(frame: bytes, now: float):
