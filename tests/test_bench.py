@@ -11,6 +11,7 @@ from conftest import REPO, need_root, need_tool
 
 NAMES = ["invalid_cpu_per_packet", "valid_cpu_per_packet", "replay_cache_slowdown",
          "stanza_scaling", "flood_legit_granted", "grant_latency_ms",
+         "live_cpu_per_junk_packet", "capped_flood_legit_granted", "idle_wakeups_per_minute",
          "client_send_vs_interpreter", "daemon_rss_vs_interpreter"]
 
 
