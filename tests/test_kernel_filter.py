@@ -127,6 +127,13 @@ def test_spa_lite_packets_of_every_kind_pass(mode, hmac_type, digest, user, port
         assert "too long" in str(exc)
         return
     st_ = stanza(hmac_type, cmd_exec=mtype == fields.COMMAND_MSG, mode=mode)
+    c = Candidate("10.213.0.2", "10.213.0.1", "udp", 40000, 62201, data, time.time())
+    if decide(c, [st_], PolicyOptions(test_mode=True), ReplayCache(None),
+              int(time.time())).verdict == "junk":
+        # not SPA data for the server (wire.build lets a 390..399-character packet without
+        # HMAC through that no server decrypts): the filter may drop it
+        assert hmac_type is None and len(data) >= 390
+        return
     assert passes(programs([st_]), data), (mode, hmac_type, len(data))
     assert passes(programs([stanza("md5"), st_, stanza(gpg=True)]), data)
 

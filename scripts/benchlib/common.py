@@ -23,8 +23,8 @@ PROFILES = {
     "quick": dict(repeats=3, inner=2, invalid_packets=10000, valid_packets=1000,
                   cache_entries=100000, replay_packets_spa=20000, replay_packets_fwknopd=150,
                   stanzas=1000, stanza_packets=30, flood_seconds=6, latency_repeats=4,
-                  client_runs=7, rss_repeats=1, live_rates=(2000, 50000), live_seconds=1.0,
-                  live_repeats=1, capped_seconds=5, idle_seconds=4),
+                  client_runs=7, rss_repeats=1, live_rates=(20000,), live_seconds=1.0,
+                  live_repeats=1, capped_seconds=3, idle_seconds=3),
 }
 JUNK_RATE = 50000          # packets/s of junk to the SPA port during the flood
 JUNK_POOL = 2000           # distinct junk packets the flood cycles through
@@ -32,7 +32,7 @@ GRANT_WINDOW = 1.0         # a knock counts as granted if a TCP connect succeeds
 LATENCY_LIMIT = 3.0        # give up measuring one knock's latency after this many seconds
 PROBE_INTERVAL = 0.002     # a fresh SYN this often while waiting for the door (drops are silent)
 RSS_SETTLE = 1.0           # seconds an idle daemon runs before VmHWM is read
-WATCHDOG = {"full": 1500, "quick": 110}   # the whole run is bounded in time (seconds)
+WATCHDOG = {"full": 1800, "quick": 200}   # the whole run is bounded in time (seconds)
 
 SPA_PORT = 62201
 SRV_IP, CLI_IP = "10.213.200.1", "10.213.200.2"   # the lab and the pcap headers

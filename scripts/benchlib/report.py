@@ -45,7 +45,7 @@ def machine_info(ctx) -> dict:
     except OSError:
         pass
     return {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "cpu": cpu, "cpu_mhz": mhz,
-            "cpus": os.cpu_count(),
+            "cpus": os.cpu_count(), "loadavg_start": [round(x, 2) for x in os.getloadavg()],
             "editable_install_hooks": editable_hooks(),
             "kernel": platform.release(), "python": platform.python_version(),
             "python_executable": sys.executable, "spa_lite": __version__, "commit": commit,
@@ -120,6 +120,9 @@ def print_report(doc: dict, markdown: bool) -> None:
     print("spa-lite vs fwknopd, %s run, %s (%s, %s CPUs), kernel %s, Python %s, %s"
           % ("quick" if doc["quick"] else "full", m["date"], m["cpu"], m["cpus"], m["kernel"],
              m["python"], m["fwknopd"] or "fwknopd missing"))
+    if m.get("loadavg_start"):
+        print("load average (1, 5, 15 min) at start %s, at end %s: other work on this machine"
+              % (m["loadavg_start"], m.get("loadavg_end", "-")))
     print(table(doc["results"], markdown))
     for line in beside_lines(doc["results"]):
         print(("- " if markdown else "  ") + line)

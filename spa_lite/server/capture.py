@@ -35,7 +35,8 @@ PKTTYPE_AT = 48 + 10      # struct sockaddr_ll after the 48-byte tpacket3_hdr: s
 _BLOCK_DESC = struct.Struct("III")     # block_status, num_pkts, offset_to_first_pkt
 _TP3_HDR = struct.Struct("IIII10xH")   # tp_next_offset, tp_sec, tp_nsec, tp_snaplen, tp_net
 RING_BLOCK = 64 * 1024    # bytes per block: a few hundred SPA-sized packets
-RING_BLOCKS = 32          # 2 MiB in all: room for a burst while Python catches up
+RING_BLOCKS = 16          # 1 MiB: room for 80 ms of a 50,000/s flood (a CPU quota's pause), and
+                          # no more, since under a sustained overload a knock waits behind it all
 RING_FRAME = 2048         # only validated by the kernel in V3 (packets are packed)
 RETIRE_MS = 50            # a block with packets is handed over after at most this long (the
                           # latency a lone knock may add; fwknopd via libpcap: 100 ms)
