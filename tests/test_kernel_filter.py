@@ -79,7 +79,8 @@ def test_rijndael_rule_is_exactly_the_wire_lengths(hmac_type):
     h = digests.b64_len(hmac_type) if hmac_type else 0
     rule = lengths.rijndael_rule(hmac_type, cmd_exec=True)
     wire_lengths = {math.ceil(64 * m / 3) - 10 + h for m in range(1, 120)}
-    lo, hi, _ = rule
+    lo, hi, _, first = rule
+    assert first == b"89+/"
     assert {n for n in range(2000) if lengths.accepts([rule], n)} == \
         {n for n in wire_lengths if lo <= n <= hi}
 
@@ -184,16 +185,17 @@ def test_real_fwknop_packets_pass_and_are_valid():
 @settings(max_examples=400, deadline=None)
 @given(head=st.binary(min_size=0, max_size=4) | st.sampled_from([b"8", b"+", b"GET ", b"get "]),
        body=st.sampled_from([b"A", b"/", b"\x00", b"="]), n=st.integers(0, 1600),
-       hmacs=st.lists(st.sampled_from(HMACS), min_size=1, max_size=3), http=st.booleans())
+       hmacs=st.lists(st.sampled_from(HMACS + ["gpg"]), min_size=1, max_size=3),
+       http=st.booleans())
 def test_filter_agrees_with_its_model(head, body, n, hmacs, http):
     """The BPF program keeps a payload exactly when lengths.py and the base64 rule say so."""
     payload = (head + body * n)[:1600]
     if not payload:
         return
-    stanzas = [stanza(h) for h in hmacs]
+    stanzas = [stanza(gpg=True) if h == "gpg" else stanza(h) for h in hmacs]
     expect = (http and len(payload) >= 4 and payload[:4].upper() == b"GET ") or (
         len(payload) >= 4 and all(b in B64 for b in payload[:4])
-        and lengths.accepts(lengths.payload_rules(stanzas), len(payload)))
+        and lengths.accepts(lengths.payload_rules(stanzas), len(payload), payload[0]))
     assert passes(programs(stanzas, http), payload) == expect
 
 

@@ -6,8 +6,9 @@ IPv4 fragments. ``compile_udp_filter`` is for the UDP-server sockets (the progra
 the UDP header; the socket already chose the port).
 
 With ``payload`` (see payload_check), both also look at the payload: its length must be one
-that some configured stanza can produce (lengths.py) and its first bytes must be base64
-text, unless SPA over HTTP is on and it starts with ``GET `` (any case). A port scan or a
+that some configured stanza can produce (lengths.py), its first bytes must be base64 text
+and the very first one what such a stanza's data starts with (``8 9 + /`` for Rijndael),
+unless SPA over HTTP is on and it starts with ``GET `` (any case). A port scan or a
 random UDP flood then never leaves the kernel. IPv6 extension headers are not followed:
 such packets are dropped here (SPA clients never send them). Everything else is left to
 Python (frames.py, policy.precheck), which re-checks what it parses.
@@ -95,18 +96,24 @@ def _payload_part(a: _Asm, payload) -> None:
         a.emit(JEQ, 0x2B, nxt, None)
         a.emit(JEQ, 0x2F, nxt, "drop")
         a.label(nxt)
-    for i, (lo, hi, offset) in enumerate(rules):
+    for i, (lo, hi, offset, first) in enumerate(rules):
         nxt = "rule_%d" % (i + 1)
+        ok = "first_%d" % i if first else "accept"
         a.emit(LD_MEM, M_LEN)
         a.emit(JGE, lo, None, nxt)
         if offset is None:
-            a.emit(JGT, hi, nxt, "accept")
+            a.emit(JGT, hi, nxt, ok)
         else:
             a.emit(JGT, hi, nxt, None)
             a.emit(ADD_K if offset >= 0 else SUB_K, abs(offset))
             a.emit(MUL_K, 3)
             a.emit(AND_K, 63)
-            a.emit(JGT, 2, nxt, "accept")
+            a.emit(JGT, 2, nxt, ok)
+        if first:                              # the first byte: one of a few characters
+            a.label(ok)
+            a.emit(LD_B_IND, 0)
+            for j, ch in enumerate(first):
+                a.emit(JEQ, ch, "accept", nxt if j == len(first) - 1 else None)
         a.label(nxt)
     a.emit(JA, "drop")
 

@@ -27,7 +27,7 @@ MAX_PAYLOAD_READ = 65535
 
 # <linux/if_packet.h>
 SOL_PACKET = 263
-PACKET_RX_RING, PACKET_STATISTICS, PACKET_VERSION = 5, 6, 10
+PACKET_RX_RING, PACKET_VERSION = 5, 10
 TPACKET_V3 = 2
 TP_STATUS_KERNEL, TP_STATUS_USER = 0, 1
 BLOCK_STATUS = 8          # struct tpacket_block_desc: block_status, num_pkts, offset_to_first_pkt
@@ -121,14 +121,6 @@ class PacketSocketSource:
             if c is not None:
                 out.append(c)
         return out
-
-    def drops(self):
-        """Packets the kernel dropped because the queue was full, since the last call."""
-        try:
-            st = self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 12)
-        except OSError:
-            return None
-        return struct.unpack("II", st[:8])[1]
 
     def close(self) -> None:
         if self.ring is not None:

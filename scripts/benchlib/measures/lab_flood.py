@@ -9,7 +9,7 @@ from ..common import (GRANT_WINDOW, JUNK_POOL, KNOCK_PORT_BASE, LATENCY_LIMIT, P
                       BenchError, Missing, fmt, make_result, median, say, spread, stop, tail)
 from ..cpurun import fwknopd_counts, spa_lite_counts
 from ..lab import Lab, start_fwknopd_live, start_spa_lite_live
-from ..live import DAEMON_CPU, flood, pin, write_pool
+from ..live import DAEMON_CPU, cpu_seconds, flood, pin, write_pool
 from ..packets import spa_packet
 
 
@@ -40,7 +40,9 @@ def lab_session(ctx, who: str, pool_file: str):
             out["latencies"].append(lat * 1000)
         say("grant_latency_ms %s: %s" % (who, " ".join("%.1f" % x for x in out["latencies"])))
         idle = out["latencies"]
+        c0, t0 = cpu_seconds(lab.daemon.pid), time.monotonic()
         out.update(flood(ctx, lab, who, ctx.junk_rate, flood_s, pool_file, port))
+        out["cpu_share"] = round((cpu_seconds(lab.daemon.pid) - c0) / (time.monotonic() - t0), 3)
         out["flood_latencies"], out["latencies"] = out["latencies"], idle
         time.sleep(0.3)
         stop(lab.daemon)
@@ -84,6 +86,7 @@ def run(ctx) -> list:
         junk_sent_fwknopd=fw["sent"] if fw else None,
         knock_ms_spa_lite=sl["flood_latencies"],
         median_knock_ms_spa_lite=granted_median(sl), median_knock_ms_fwknopd=granted_median(fw),
+        cpu_share_spa_lite=sl["cpu_share"], cpu_share_fwknopd=fw["cpu_share"] if fw else None,
         knock_ms_fwknopd=fw["flood_latencies"] if fw else None,
         note="%d s of junk (invalid-HMAC SPA packets) at a target %d/s over a veth pair; a "
              "knock every second, granted = TCP connect within %.0f s; fwknopd at its default "
@@ -115,9 +118,11 @@ def beside(r: dict) -> list:
     if r["name"] != "flood_legit_granted" or r.get("spa_lite") is None:
         return []
     return ["flood (target %s/s): junk rate reached %s/s with spa-lite (%s of %s examined, "
-            "median knock-to-grant %s ms), %s/s with fwknopd (%s of %s examined, median %s ms)"
+            "median knock-to-grant %s ms, daemon CPU share %s), %s/s with fwknopd (%s of %s "
+            "examined, median %s ms, CPU share %s)"
             % (r.get("junk_rate_target"), r.get("junk_rate_reached_spa_lite"),
                r.get("junk_examined_spa_lite"), r.get("junk_sent_spa_lite"),
-               fmt(r.get("median_knock_ms_spa_lite")), r.get("junk_rate_reached_fwknopd"),
-               r.get("junk_examined_fwknopd"), r.get("junk_sent_fwknopd"),
-               fmt(r.get("median_knock_ms_fwknopd")))]
+               fmt(r.get("median_knock_ms_spa_lite")), fmt(r.get("cpu_share_spa_lite")),
+               r.get("junk_rate_reached_fwknopd"), r.get("junk_examined_fwknopd"),
+               r.get("junk_sent_fwknopd"), fmt(r.get("median_knock_ms_fwknopd")),
+               fmt(r.get("cpu_share_fwknopd")))]
