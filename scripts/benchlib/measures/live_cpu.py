@@ -15,7 +15,7 @@ with (how many is reported)."""
 import tempfile
 import time
 
-from ..common import Missing, fmt, make_result, median, say, stop
+from ..common import KilledFromOutside, Missing, fmt, make_result, median, say, stop
 from ..cpurun import spa_lite_counts
 from ..lab import Lab, start_fwknopd_live, start_spa_lite_live
 from ..live import DAEMON_CPU, cpu_seconds, flood, pin, random_length_junk, write_pool
@@ -36,6 +36,12 @@ def _examined(who: str, log: str) -> int:
     return spa_lite_counts(log)["examined"]
 
 
+def finished(log: str) -> bool:
+    """Whether spa-lite's log ends with its summary line (it stopped by our SIGTERM)."""
+    with open(log, errors="replace") as fh:
+        return "packets examined" in fh.read()
+
+
 def _step(ctx, lab, who, rate, seconds, pool) -> dict:
     d = tempfile.mkdtemp(prefix="%s-%d-" % (who, rate), dir=ctx.tmp)
     log = (start_spa_lite_live if who == "spa-lite" else start_fwknopd_live)(ctx, lab, d)
@@ -47,9 +53,14 @@ def _step(ctx, lab, who, rate, seconds, pool) -> dict:
         f = flood(ctx, lab, who, rate, seconds, pool, 0, knock_every=0)
         time.sleep(DRAIN)
         cpu = cpu_seconds(pid) - c0
+        if lab.daemon.poll() is not None:
+            raise KilledFromOutside("%s exited %s during the step, not by our hand"
+                                    % (who, lab.daemon.returncode))
     finally:
         stop(lab.daemon)
         lab.daemon = None
+    if who == "spa-lite" and not finished(log):
+        raise KilledFromOutside("spa-lite wrote no summary line (killed from outside?)")
     n = _examined(who, log)
     return {"sent": f["sent"], "rate": round(f["rate"]), "cpu_s": round(cpu, 4), "examined": n,
             "us_per_sent": cpu / f["sent"] * 1e6 if f["sent"] else None,
@@ -75,7 +86,11 @@ def run(ctx) -> list:
             for kind in KINDS:
                 for rate in p["live_rates"]:
                     for who in (whos if rep % 2 == 0 else whos[::-1]):
-                        s = _step(ctx, labs[who], who, rate, p["live_seconds"], pools[kind])
+                        try:
+                            s = _step(ctx, labs[who], who, rate, p["live_seconds"], pools[kind])
+                        except KilledFromOutside as exc:   # someone's pkill: once more
+                            say("%s; running the step again" % exc)
+                            s = _step(ctx, labs[who], who, rate, p["live_seconds"], pools[kind])
                         steps.setdefault((who, kind, rate), []).append(s)
                         say("live_cpu %s %s junk at %d/s (reached %d/s): %.2f us per packet "
                             "sent, %s examined, cpu %.3f s" % (
@@ -142,10 +157,11 @@ def beside(r: dict) -> list:
                    "Python, %s us each), fwknopd %s us per examined packet (reached %s/s; "
                    "examined %s of %s)" % (
                        row["kind"], row["rate"], fmt(row.get("spa_lite_us_per_sent")),
-                       row.get("spa_lite_rate_reached"), row.get("spa_lite_examined"),
+                       fmt(row.get("spa_lite_rate_reached")), fmt(row.get("spa_lite_examined")),
                        fmt(row.get("spa_lite_us_per_examined")),
-                       fmt(row.get("fwknopd_us_per_examined")), row.get("fwknopd_rate_reached"),
-                       row.get("fwknopd_examined"), row.get("fwknopd_sent")))
+                       fmt(row.get("fwknopd_us_per_examined")),
+                       fmt(row.get("fwknopd_rate_reached")), fmt(row.get("fwknopd_examined")),
+                       fmt(row.get("fwknopd_sent"))))
     le, within = _checks(r)
     if r.get("pcap_us_spa_lite") is not None:
         out.append("live_cpu_per_junk_packet: spa-lite pcap-file figure %s us; valid-length junk "
