@@ -318,3 +318,33 @@ def test_a_ring_that_cannot_be_set_up_falls_back_to_plain_reads():
                     "print(src.mode)\n" % os.path.dirname(os.path.dirname(
                         os.path.abspath(__file__))))
         assert r.stdout.strip() == "recvfrom (no ring: Invalid argument)"
+
+
+@pytest.mark.parametrize("ring", [True, False])
+def test_an_interface_going_down_does_not_make_the_loop_spin(ring):
+    """ENETDOWN is reported by poll until it is read: the source must read it, or the daemon
+    would spin at 100% CPU while pppoe-wan is down."""
+    need_root()
+    with Lab() as lab:
+        srv, _ = lab.pair("dsrv", "dcli", "10.213.65.1", "10.213.65.2")
+        script = ("import sys, time\nsys.path.insert(0, %r)\n"
+                  "from spa_lite.server import capture\n"
+                  "src = capture.PacketSocketSource('veth-a', {'udp'}, 62201, 62201, ring=%r)\n"
+                  "print('ready', flush=True)\n"
+                  "sys.stdin.readline()\n"
+                  "wakeups, end = 0, time.time() + 1.0\n"
+                  "while time.time() < end:\n"
+                  "    if capture.wait([src], 0.2):\n"
+                  "        wakeups += 1\n"
+                  "        src.read_batch(64)\n"
+                  "print(wakeups, flush=True)\n"
+                  % (os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ring))
+        p = lab.spawn(srv, sys.executable, "-c", script, stdin=subprocess.PIPE,
+                      stdout=subprocess.PIPE, text=True)
+        assert p.stdout.readline().strip() == "ready"
+        lab.run(srv, "ip", "link", "set", "veth-a", "down")
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        r, _, _ = select.select([p.stdout], [], [], 10)
+        assert r
+        assert int(p.stdout.readline()) <= 2

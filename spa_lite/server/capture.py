@@ -82,8 +82,9 @@ class PacketSocketSource:
         except OSError:
             self.close()
             raise
-        self._buf = bytearray(MAX_PAYLOAD_READ)
-        self._view = memoryview(self._buf)
+        if self.ring is None:
+            self._buf = bytearray(MAX_PAYLOAD_READ)
+            self._view = memoryview(self._buf)
 
     @property
     def mode(self) -> str:
@@ -102,7 +103,12 @@ class PacketSocketSource:
 
     def read_batch(self, max_n: int):
         if self.ring is not None:
-            return self.ring.read(max_n)
+            out = self.ring.read(max_n)
+            if not out:
+                # Woken with nothing to read: an error such as ENETDOWN (interface down) is
+                # pending, and poll reports it until it is read (recvfrom would have).
+                self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            return out
         out = []
         recv, view, parse = self.sock.recvfrom_into, self._view, frames.parse_ip
         outgoing = None if self.any_direction else socket.PACKET_OUTGOING
