@@ -81,7 +81,7 @@ def test_timers_do_not_run_on_every_wakeup():
     assert d.examined == 200
     assert calls == [1000]                       # once at start, never per wakeup
     # junk beyond the logged burst waits for its summary: one deadline, a minute ahead
-    assert d.events._junk_suppressed == 200 - JUNK_BURST
+    assert d.events._suppressed["junk"] == 200 - JUNK_BURST
     assert 55 < script.timeouts[-1] <= 60
 
 

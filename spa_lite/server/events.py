@@ -128,7 +128,7 @@ class EventSink:
     def next_due(self):
         """When tick() next has a summary to write, or None: nothing is waiting for one (so
         an idle daemon needs no timer for it)."""
-        if self._junk_suppressed and self._window_start is not None:
+        if self._window_start is not None and any(self._suppressed.values()):
             return -int(-(self._window_start + self.junk_interval))   # tick() compares whole
         return None                                                 # seconds: round up
 
