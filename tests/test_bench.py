@@ -51,3 +51,6 @@ def test_bench_quick_produces_every_result(tmp_path):
     # run on the same machine, e.g. a developer's full benchmark, may own others)
     ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert "spabench-%d-" % p.pid not in ns
+    cgroups = "/sys/fs/cgroup/cpu"           # the capped flood's cpu group is removed too
+    if os.path.isdir(cgroups):
+        assert not [c for c in os.listdir(cgroups) if c.startswith("spabench-%d-" % p.pid)]
