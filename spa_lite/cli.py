@@ -168,6 +168,8 @@ def _add_knock_options(s) -> None:
     s.add_argument("-v", "--verbose", action="store_true", help="print the fields (to stderr)")
     s.add_argument("-q", "--quiet", action="store_true", help="no warnings, never prompt")
     s.add_argument("--no-save-args", action="store_true", help="accepted for fwknop compatibility")
+    from spa_lite.client import gpgsend
+    gpgsend.add_arguments(s)
     _add_rc_options(s)
     _add_key_options(s)
     k = s.add_argument_group("keys kept out of rc files (fwknop's semantics)")

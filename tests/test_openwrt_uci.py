@@ -259,7 +259,7 @@ def client_config(tmp_path) -> str:
     cfg.write_text("config client 'office'\n\toption spa_server '192.0.2.1'\n"
                    "\toption access 'tcp/22'\n\toption allow_ip '198.51.100.7'\n"
                    "\toption key_base64 '%s'\n\toption hmac_key_base64 '%s'\n"
-                   "\toption use_hmac '1'\n\toption fw_timeout '45'\n\toption gpg_exe 'x'\n"
+                   "\toption use_hmac '1'\n\toption fw_timeout '45'\n\toption wget_cmd 'x'\n"
                    % (KEY_B64, HMAC_KEY_B64))
     cfg.chmod(0o600)
     return str(cfg)
@@ -269,7 +269,7 @@ def test_send_from_a_uci_client_section(tmp_path):
     cfg = client_config(tmp_path)
     r = run_cli("send", "--uci-file", cfg, "-n", "office", "-T")
     assert r.returncode == 0, r.stderr
-    assert "%s:9: GPG_EXE is not supported" % cfg in r.stderr
+    assert "%s:9: WGET_CMD is not supported" % cfg in r.stderr
     d = run_cli("decode", "--json", r.stdout.strip(), "--key-base64-rijndael", KEY_B64,
                 "--key-base64-hmac", HMAC_KEY_B64, "--no-rc-file")
     assert d.returncode == 0, d.stderr

@@ -134,7 +134,7 @@ BROKEN = [
     ("SOURCE ANY\nKEY abc\nCMD_CYCLE_OPEN /bin/true\n", 1, "CMD_CYCLE_TIMER"),
     ("SOURCE ANY\nKEY %s\n" % ("x" * 33), 2, "longer than 32"),
     ("SOURCE ANY\nKEY abc\nHMAC_KEY def\nENCRYPTION_MODE legacy\n", 1, "legacy"),
-    ("SOURCE ANY\nGPG_DECRYPT_ID ABCD\n", 1, "GnuPG"),
+    ("SOURCE ANY\nGPG_DECRYPT_ID ABCD\n", 2, "GPG_DECRYPT_PW"),
     ("SOURCE ANY\nKEY abc\nOPEN_PORTS\n", 3, "has no value"),
     ("%include /nonexistent/spa-lite-test.conf\n", 1, "no such file"),
 ]

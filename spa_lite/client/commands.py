@@ -7,6 +7,7 @@ import os
 import sys
 import time
 
+from spa_lite.client import gpgsend
 from spa_lite.client.rcfile import default_rc_path, load_rc, load_uci_client
 from spa_lite.client.request import Setting, build_request, key_from
 from spa_lite.client.show import format_fields
@@ -55,6 +56,7 @@ SEND_OPTIONS = {
     "get_hmac_key": ("HMAC_KEY_FILE", "--get-hmac-key"),
     "verbose": ("VERBOSE", "-v/--verbose"),
 }
+SEND_OPTIONS.update(gpgsend.OPTIONS)
 
 
 def _warn(text: str, quiet: bool) -> None:
@@ -187,18 +189,23 @@ def knock(args, get, test_mode: bool = False):
     _one_packet_aes()
     verbose = args.verbose or (get("VERBOSE") is not None and str(get("VERBOSE").value).upper()[:1] in "Y1")
     req = build_request(get, os.urandom, int(time.time()), prompt=_key_reader(args),
-                        test_mode=test_mode, resolve_ip=_resolver(args, verbose))
+                        test_mode=test_mode, resolve_ip=_resolver(args, verbose),
+                        gpg_pw_fd=getattr(args, "gpg_signing_pw_fd", None))
     if req.message.timestamp > 2147483647:
         _warn("timestamp is past 2038; fwknopd 2.6.x servers reject it", args.quiet)
     try:
-        wire_text = wire.build(req.message, req.key, os.urandom(8), req.mode, req.hmac_key,
-                               req.hmac_type)
-        # Self-check as fwknop -T does: what we send must decode with the same keys.
-        check = wire.parse(wire_text, req.key, req.mode, req.hmac_key, req.hmac_type)
+        if req.gpg is not None:     # GnuPG: only the server's key can decrypt, so no self-check
+            wire_text, check = gpgsend.seal(req), req.message
+        else:
+            wire_text = wire.build(req.message, req.key, os.urandom(8), req.mode, req.hmac_key,
+                                   req.hmac_type)
+            # Self-check as fwknop -T does: what we send must decode with the same keys.
+            check = wire.parse(wire_text, req.key, req.mode, req.hmac_key, req.hmac_type)
     except SpaError as exc:
         raise (CryptoError if exc.code in ("key", "hmac", "decrypt") else UsageError)(str(exc))
     if verbose:
-        sys.stderr.write(format_fields(check, req.mode, req.hmac_key is not None and req.hmac_type or None,
+        sys.stderr.write(format_fields(check, "gpg" if req.gpg else req.mode,
+                                       req.hmac_key is not None and req.hmac_type or None,
                                        core_message.encode(req.message), wire_text))
     for note in req.notes:
         if not args.quiet:

@@ -20,11 +20,12 @@ KNOWN = {
     "HTTP_USER_AGENT", "SERVER_RESOLVE_IPV4", "NO_SAVE_ARGS",
     "RESOLVE_IP_HTTPS", "RESOLVE_IP_HTTP", "RESOLVE_HTTP_ONLY", "RESOLVE_URL", "KEY_FILE",
     "HMAC_KEY_FILE",
+    # GnuPG (spa_lite/client/gpgsend.py)
+    "USE_GPG", "USE_GPG_AGENT", "GPG_RECIPIENT", "GPG_SIGNER", "GPG_HOMEDIR", "GPG_EXE",
+    "GPG_NO_SIGNING_PW", "GPG_SIGNING_PW", "GPG_SIGNING_PW_BASE64",
 }
 UNSUPPORTED = {
-    "WGET_CMD", "USE_WGET_USER_AGENT", "SPOOF_SOURCE_IP", "USE_GPG",
-    "USE_GPG_AGENT", "GPG_RECIPIENT", "GPG_SIGNER", "GPG_HOMEDIR", "GPG_EXE",
-    "GPG_NO_SIGNING_PW", "GPG_SIGNING_PW", "GPG_SIGNING_PW_BASE64",
+    "WGET_CMD", "USE_WGET_USER_AGENT", "SPOOF_SOURCE_IP",
 }
 
 
@@ -98,13 +99,10 @@ def used_settings(stanza: Stanza, warnings: list) -> dict:
 
 
 def accept_var(var: str, value: str, where: str, warnings: list) -> bool:
-    """Whether an rc variable is one spa-lite uses; warns (or refuses GnuPG) otherwise.
+    """Whether an rc variable is one spa-lite uses; warns otherwise.
     Shared by ~/.fwknoprc and the uci ``client`` sections."""
     if var in UNSUPPORTED:
         warnings.append("%s: %s is not supported by spa-lite; ignored" % (where, var))
-        if var == "USE_GPG" and value.upper().startswith("Y"):
-            raise UsageError("%s: GnuPG SPA is not supported by spa-lite; use Rijndael "
-                             "keys (KEY_BASE64 / HMAC_KEY_BASE64)" % where)
         return False
     if var not in KNOWN:
         warnings.append("%s: unknown variable %s; ignored" % (where, var))
@@ -142,13 +140,15 @@ def load_rc(path: str, named: str = None, required: bool = False, new_ok: bool =
                              % (path, named, ", ".join(sorted(stanzas)) or "none"))
         own = used_settings(stanzas[named], warnings) if named != "default" else {}
         # A key set in the named stanza replaces the default's key in either form.
-        for pair in (("KEY", "KEY_BASE64"), ("HMAC_KEY", "HMAC_KEY_BASE64")):
+        for pair in (("KEY", "KEY_BASE64"), ("HMAC_KEY", "HMAC_KEY_BASE64"),
+                     ("GPG_SIGNING_PW", "GPG_SIGNING_PW_BASE64")):
             if any(k in own for k in pair):
                 for k in pair:
                     merged.pop(k, None)
         merged.update(own)
     _warn_if_keys_exposed(path, mode, any(
-        k in merged for k in ("KEY", "KEY_BASE64", "HMAC_KEY", "HMAC_KEY_BASE64")), warnings)
+        k in merged for k in ("KEY", "KEY_BASE64", "HMAC_KEY", "HMAC_KEY_BASE64",
+                              "GPG_SIGNING_PW", "GPG_SIGNING_PW_BASE64")), warnings)
     return merged, warnings
 
 

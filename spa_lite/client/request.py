@@ -48,6 +48,7 @@ class SendRequest:
         self.resolve_ipv4 = False
         self.allow_ip = None         # the address the knock asks to open for
         self.notes = []              # human notes such as a randomly assigned port
+        self.gpg = None              # client.gpgsend.GpgSend for a GnuPG packet
 
 
 def parse_bool(s: Setting) -> bool:
@@ -219,7 +220,7 @@ def pick_key(get, raw_var: str, b64_var: str, file_var: str, what: str, server):
 
 
 def build_request(get, random_bytes, now: int, prompt=None, test_mode: bool = False,
-                  resolve_ip=None) -> SendRequest:
+                  resolve_ip=None, gpg_pw_fd=None) -> SendRequest:
     """Resolve settings via ``get(VAR) -> Setting|None`` into a SendRequest.
 
     ``random_bytes(n)`` supplies randomness; ``now`` is the Unix time; ``prompt(text)``
@@ -363,8 +364,10 @@ def build_request(get, random_bytes, now: int, prompt=None, test_mode: bool = Fa
                              timeout, limits.FKO_PROTOCOL_VERSION, digest)
 
     # -- keys (last, so option errors are reported before any prompt)
+    from spa_lite.client import gpgsend
+    req.gpg = gpgsend.settings(get, prompt, gpg_pw_fd)     # None: a Rijndael packet
     req.key = pick_key(get, "KEY", "KEY_BASE64", "KEY_FILE", "encryption", req.destination)
-    if req.key is None:
+    if req.key is None and req.gpg is None:
         if prompt is None:
             raise CryptoError("no encryption key: set KEY_BASE64 (or KEY) in the rc stanza, or "
                               "pass --key-base64-rijndael/--key-rijndael, -G FILE or --stdin")

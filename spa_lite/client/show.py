@@ -26,8 +26,9 @@ def format_fields(msg, mode: str, hmac_type, plaintext: str, wire: str) -> str:
         ("Message String", msg.message), ("Nat Access", opt(msg.nat_access)),
         ("Server Auth", opt(msg.server_auth)), ("Client Timeout", msg.client_timeout or 0),
         ("Digest Type", _digest_label(msg.digest_type)), ("HMAC Type", _digest_label(hmac_type)),
-        ("Encryption Type", "1 (Rijndael)"),
-        ("Encryption Mode", "%d (%s)" % (MODES[mode], MODE_LABELS[mode])),
+        ("Encryption Type", "2 (GPG)" if mode == "gpg" else "1 (Rijndael)"),
+        ("Encryption Mode", "7 (Asymmetric)" if mode == "gpg" else
+         "%d (%s)" % (MODES[mode], MODE_LABELS[mode])),
         ("Encoded Data", plaintext[:cut]), ("SPA Data Digest", plaintext[cut + 1:]),
         ("HMAC", wire[len(wire) - b64_len(hmac_type):] if hmac_type else "<NULL>"),
         ("Final SPA Data", wire),

@@ -181,7 +181,18 @@ class Stanza:
         self.force_masquerade = False
         self.disable_dnat = False
         self.forward_all = False
-        self.gpg = False
+        self.gpg = False                  # GnuPG SPA: GPG_DECRYPT_PW set or GPG_ALLOW_NO_PW Y
+        self.gpg_home_dir = None          # None: fwknopd.conf GPG_HOME_DIR (see gpgstanza)
+        self.gpg_exe = None               # None: fwknopd.conf GPG_EXE
+        self.gpg_decrypt_id = None
+        self.gpg_decrypt_pw = None        # bytes; b"" with GPG_ALLOW_NO_PW
+        self.gpg_allow_no_pw = False
+        self.gpg_require_sig = None       # None: Y unless GPG_DISABLE_SIG Y (fwknopd's default)
+        self.gpg_disable_sig = False
+        self.gpg_ignore_sig_error = False
+        self.gpg_remote_ids = []
+        self.gpg_fingerprints = []
+        self.gpg_decrypt_fprs = set()     # the decryption key's fingerprints, found at start
         self.seen = {}                    # keyword -> where (for messages)
         self.raw = []                     # (KEYWORD, value) as written, for spa-lite migrate
         self._keys = None                 # (sources, destinations) as net_keys, on first use
@@ -214,7 +225,7 @@ class Stanza:
             v = getattr(self, attr)
             if v is None or v is False or v == []:
                 continue
-            if attr in ("key", "hmac_key"):
+            if attr in ("key", "hmac_key", "gpg_decrypt_pw"):
                 v = "<set, %d bytes>" % len(v)
             elif isinstance(v, list):
                 v = ", ".join("%s/%s" % x if isinstance(x, tuple) else str(x) for x in v)
@@ -238,6 +249,10 @@ DESCRIBE_KEYWORDS = (
     ("cmd_cycle_timer", "CMD_CYCLE_TIMER"), ("force_nat", "FORCE_NAT"),
     ("force_snat", "FORCE_SNAT"), ("force_masquerade", "FORCE_MASQUERADE"),
     ("disable_dnat", "DISABLE_DNAT"), ("forward_all", "FORWARD_ALL"),
+    ("gpg_home_dir", "GPG_HOME_DIR"), ("gpg_exe", "GPG_EXE"), ("gpg_decrypt_id", "GPG_DECRYPT_ID"),
+    ("gpg_decrypt_pw", "GPG_DECRYPT_PW"), ("gpg_allow_no_pw", "GPG_ALLOW_NO_PW"),
+    ("gpg_require_sig", "GPG_REQUIRE_SIG"), ("gpg_ignore_sig_error", "GPG_IGNORE_SIG_VERIFY_ERROR"),
+    ("gpg_remote_ids", "GPG_REMOTE_ID"), ("gpg_fingerprints", "GPG_FINGERPRINT_ID"),
 )
 
 KEY_KEYWORDS = ("KEY", "KEY_BASE64", "HMAC_KEY", "HMAC_KEY_BASE64", "HMAC_DIGEST_TYPE",
@@ -274,9 +289,7 @@ def _set_stanza(st: Stanza, kw: str, value: str, where: str, warnings: list) -> 
         elif kw == "HMAC_DIGEST_TYPE":
             st.hmac_type = digest_name(value)
         elif kw == "ENCRYPTION_MODE":
-            if value.strip().lower() in ("asymmetric", "gpg"):
-                st.gpg = True
-            else:
+            if value.strip().lower() not in ("asymmetric", "gpg"):   # GPG_* keywords decide
                 st.mode = mode_name(value)
         elif kw == "FW_ACCESS_TIMEOUT":
             st.fw_access_timeout = parse_int(value, where, kw, 1, 2 ** 31 - 1)
@@ -330,25 +343,82 @@ def _set_stanza(st: Stanza, kw: str, value: str, where: str, warnings: list) -> 
         elif kw == "FORWARD_ALL":
             st.forward_all = parse_bool(value, where, kw)
         elif kw in GPG_KEYWORDS:
-            st.gpg = True
+            _set_gpg(st, kw, value, where)
         else:
             warnings.append("%s: unknown access.conf keyword %s; ignored" % (where, kw))
     except SpaError as exc:
         raise ConfigError("%s: %s: %s" % (where, kw, exc))
 
 
-def _finish_stanza(st: Stanza) -> None:
+def _set_gpg(st: Stanza, kw: str, value: str, where: str) -> None:
+    """The GPG_* access.conf keywords, as fwknopd's access.c reads them."""
+    if kw == "GPG_HOME_DIR":
+        st.gpg_home_dir = value
+    elif kw == "GPG_EXE":
+        st.gpg_exe = value
+    elif kw == "GPG_DECRYPT_ID":
+        st.gpg_decrypt_id = value
+    elif kw == "GPG_DECRYPT_PW":
+        if value == PLACEHOLDER:
+            raise ConfigError("%s: GPG_DECRYPT_PW is still the placeholder %s" % (where, PLACEHOLDER))
+        st.gpg_decrypt_pw = value.encode()
+        st.gpg = True
+    elif kw == "GPG_ALLOW_NO_PW":
+        st.gpg_allow_no_pw = parse_bool(value, where, kw)
+        if st.gpg_allow_no_pw:
+            st.gpg_decrypt_pw = b""
+            st.gpg = True
+    elif kw == "GPG_REQUIRE_SIG":
+        st.gpg_require_sig = parse_bool(value, where, kw)
+    elif kw == "GPG_DISABLE_SIG":
+        st.gpg_disable_sig = parse_bool(value, where, kw)
+    elif kw == "GPG_IGNORE_SIG_VERIFY_ERROR":
+        st.gpg_ignore_sig_error = parse_bool(value, where, kw)
+    elif kw == "GPG_REMOTE_ID":
+        st.gpg_remote_ids = _items(value)
+    elif kw == "GPG_FINGERPRINT_ID":
+        st.gpg_fingerprints = [f.replace(" ", "").upper() for f in _items(value)]
+
+
+def _finish_gpg(st: Stanza, warnings: list) -> None:
+    """fwknopd's GnuPG defaults: signatures required unless GPG_DISABLE_SIG, and then a
+    GPG_REMOTE_ID or GPG_FINGERPRINT_ID list is mandatory."""
+    gpg_kws = [k for k in st.seen if k in GPG_KEYWORDS]
+    if not st.gpg:
+        if gpg_kws and st.key is None:
+            raise ConfigError("%s: stanza %d has GnuPG settings but neither GPG_DECRYPT_PW nor "
+                              "GPG_ALLOW_NO_PW Y, so it can decrypt nothing"
+                              % (st.seen[gpg_kws[0]], st.number))
+        return
+    if not st.gpg_decrypt_id:
+        raise ConfigError("%s: stanza %d uses GnuPG but has no GPG_DECRYPT_ID (the server key)"
+                          % (st.where, st.number))
+    if st.gpg_require_sig is None:
+        st.gpg_require_sig = not st.gpg_disable_sig
+    elif st.gpg_require_sig and st.gpg_disable_sig:
+        warnings.append("%s: stanza %d: GPG_REQUIRE_SIG and GPG_DISABLE_SIG are both set; "
+                        "signatures are checked" % (st.where, st.number))
+    if not st.gpg_require_sig:
+        warnings.append("%s: stanza %d accepts unsigned GnuPG packets (GPG_DISABLE_SIG): anyone "
+                        "with the server's public key can knock" % (st.where, st.number))
+    elif not (st.gpg_remote_ids or st.gpg_fingerprints):
+        raise ConfigError("%s: stanza %d requires GnuPG signatures but has neither GPG_REMOTE_ID "
+                          "nor GPG_FINGERPRINT_ID (whose signatures to accept)"
+                          % (st.where, st.number))
+
+
+def _finish_stanza(st: Stanza, warnings: list = None) -> None:
     """Checks that need the whole stanza, with fwknopd's rules."""
-    if st.key is None:
-        if st.gpg:
-            raise ConfigError("%s: stanza %d uses GnuPG, which spa-lite does not support; use "
-                              "KEY_BASE64 and HMAC_KEY_BASE64" % (st.where, st.number))
-        raise ConfigError("%s: stanza %d has no KEY or KEY_BASE64" % (st.where, st.number))
-    try:
-        check_key(st.key, st.mode)
-    except SpaError as exc:
-        raise ConfigError("%s: stanza %d: %s" % (st.seen.get("KEY_BASE64") or st.seen.get("KEY"),
-                                                 st.number, exc))
+    _finish_gpg(st, warnings if warnings is not None else [])
+    if st.key is None and not st.gpg:
+        raise ConfigError("%s: stanza %d has no KEY or KEY_BASE64 (nor GnuPG settings)"
+                          % (st.where, st.number))
+    if st.key is not None:
+        try:
+            check_key(st.key, st.mode)
+        except SpaError as exc:
+            raise ConfigError("%s: stanza %d: %s" % (st.seen.get("KEY_BASE64") or st.seen.get("KEY"),
+                                                     st.number, exc))
     if st.hmac_key is not None:
         if st.hmac_key == st.key:
             raise ConfigError("%s: stanza %d: the encryption key and the HMAC key should not be "
@@ -392,7 +462,7 @@ def parse_access(path: str, warnings: list, text: str = None, entries=None):
     if not stanzas:
         raise ConfigError("%s: no access stanzas (a stanza starts with a SOURCE line)" % path)
     for st in stanzas:
-        _finish_stanza(st)
+        _finish_stanza(st, warnings)
     return stanzas
 
 
@@ -453,7 +523,7 @@ def _parse_access_entries(path, entries, stanzas, warnings, depth, stack):
 FWKNOPD_IGNORED = {
     "VERBOSE", "ENABLE_PCAP_PROMISC", "ENABLE_NFQ_CAPTURE", "NFQ_INTERFACE", "NFQ_PORT",
     "NFQ_TABLE", "NFQ_CHAIN", "NFQ_QUEUE_NUMBER", "NFQ_LOOP_SLEEP", "PCAP_DISPATCH_COUNT",
-    "PCAP_LOOP_SLEEP", "MAX_SNIFF_BYTES", "GPG_HOME_DIR", "GPG_EXE", "ENABLE_TCP_SERVER",
+    "PCAP_LOOP_SLEEP", "MAX_SNIFF_BYTES", "ENABLE_TCP_SERVER",
     "TCPSERV_PORT", "LOCALE", "ENABLE_EXTERNAL_CMDS", "EXTERNAL_CMD_OPEN", "EXTERNAL_CMD_CLOSE",
     "EXTERNAL_CMD_ALARM", "ENABLE_EXT_CMD_PREFIX", "EXT_CMD_PREFIX", "FLUSH_FIREWD_AT_INIT",
     "FLUSH_FIREWD_AT_EXIT", "ENABLE_FIREWD_SNAT", "ENABLE_FIREWD_OUTPUT", "FIREWD_INPUT_ACCESS",
@@ -498,6 +568,8 @@ FWKNOPD_DEFAULTS = {
     "ACCESS_FOLDER": "",
     "FWKNOP_PID_FILE": "$FWKNOP_RUN_DIR/spa-lite.pid",
     "DIGEST_FILE": "$FWKNOP_RUN_DIR/digest.cache",
+    "GPG_HOME_DIR": "/root/.gnupg",   # defaults for GnuPG stanzas without their own
+    "GPG_EXE": "/usr/bin/gpg",
     # spa-lite additions (documented in README)
     "FIREWALL_TYPE": "",
     "PROTECT_PORTS": "",

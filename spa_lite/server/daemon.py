@@ -13,7 +13,7 @@ import time
 from spa_lite.firewall.base import FirewallError
 from spa_lite.server import commands
 from spa_lite.server.grants import GrantTable
-from spa_lite.server.model import VERDICT_COMMAND, VERDICT_GRANT
+from spa_lite.server.model import VERDICT_COMMAND, VERDICT_GRANT, VERDICT_PENDING
 from spa_lite.server.policy import decide
 from spa_lite.server.replay import ReplayCache
 
@@ -82,6 +82,8 @@ class Daemon:
                     cand.payload, cand.xff = un
             inow = int(now)
             d = decide(cand, self.s.stanzas, self.s.policy, self.replay, inow)
+            if d.verdict == VERDICT_PENDING:    # gpg is running: decided again when it is done
+                return d
             applied = error = None
             if d.verdict in _ACTING:            # junk, replays and rejects change nothing
                 applied, error = self._act(cand, d, inow)

@@ -102,6 +102,10 @@ def cmd_server(args) -> int:
         except FirewallError as exc:
             raise UsageError("firewall setup failed: %s" % exc)
     sources = open_sources(s)
+    if s.policy.gpg is not None and s.capture != "pcap":   # gpg in the background, budgeted
+        from spa_lite.server.gpggate import GpgGate
+        s.policy.gpg = GpgGate()
+        sources.append(s.policy.gpg)
     from spa_lite.server import capture, frames
     from spa_lite.server.daemon import Daemon
     log = make_logger(s.foreground or s.json, s.conf.get("SYSLOG_IDENTITY"),

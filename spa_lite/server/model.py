@@ -14,6 +14,7 @@ VERDICT_COMMAND = "command"    # a command message was run (ENABLE_CMD_EXEC)
 VERDICT_REJECT = "reject"      # authenticated or not, the packet does not earn access
 VERDICT_REPLAY = "replay"      # seen before
 VERDICT_JUNK = "junk"          # not SPA data at all (length, alphabet): counted, not logged singly
+VERDICT_PENDING = "pending"    # waiting for gpg (server/gpggate.py): decided again, not logged
 
 
 class Candidate:

@@ -15,8 +15,10 @@ is refused is ``reject`` with the first stanza's refusal as the reason.
 from spa_lite.core import fields, limits, message, wire
 from spa_lite.core.b64 import is_b64_text
 from spa_lite.core.errors import SpaError
-from spa_lite.server.model import (VERDICT_COMMAND, VERDICT_GRANT, VERDICT_JUNK, VERDICT_REJECT,
-                                   VERDICT_REPLAY, Decision, Grant, strict_address)
+from spa_lite.server import gpgspa
+from spa_lite.server.model import (VERDICT_COMMAND, VERDICT_GRANT, VERDICT_JUNK, VERDICT_PENDING,
+                                   VERDICT_REJECT, VERDICT_REPLAY, Decision, Grant,
+                                   strict_address)
 from spa_lite.server.replay import replay_key
 
 _PREFIX = limits.B64_RIJNDAEL_SALT.encode()
@@ -28,7 +30,8 @@ class PolicyOptions:
 
     def __init__(self, aging: bool = True, max_age: int = 120, replay_check: bool = True,
                  forwarding: bool = False, local_nat: bool = False, test_mode: bool = False,
-                 use_xff: bool = False, destination_rule: bool = False, resolve=None) -> None:
+                 use_xff: bool = False, destination_rule: bool = False, resolve=None,
+                 gpg=None) -> None:
         self.aging = aging
         self.max_age = max_age
         self.replay_check = replay_check
@@ -38,6 +41,7 @@ class PolicyOptions:
         self.use_xff = use_xff
         self.destination_rule = destination_rule
         self.resolve = resolve   # callable(hostname) -> IP text or None (ENABLE_NAT_DNS)
+        self.gpg = gpg           # runs gpg for GnuPG stanzas (server/gpgspa.py), or None
 
 
 def precheck(payload: bytes):
@@ -47,8 +51,8 @@ def precheck(payload: bytes):
         return "length %d outside %d..%d" % (n, limits.MIN_SPA_DATA_SIZE, limits.MAX_SPA_PACKET_LEN)
     if payload.startswith(_PREFIX):
         return "starts with the salted prefix U2FsdGVkX1 (re-encoded replay?)"
-    if n >= limits.MIN_GNUPG_MSG_SIZE and payload.startswith(_GPG_PREFIX):
-        return "GnuPG SPA data is not supported"
+    if n > limits.MIN_GNUPG_MSG_SIZE and payload.startswith(_GPG_PREFIX):
+        return "starts with the GnuPG prefix hQ (re-encoded replay?)"
     if not is_b64_text(payload):
         return "not base64 data"
     if not wire.first_char_ok(payload):
@@ -185,26 +189,45 @@ def decide(cand, stanzas, opts, replay, now: int) -> Decision:
         if st.access_expire is not None and now > st.access_expire:
             last_error = last_error or "stanza %d expired (ACCESS_EXPIRE)" % st.number
             continue
-        if len(payload) >= limits.MIN_GNUPG_MSG_SIZE and not st.enable_cmd_exec:
+        gpg = None
+        if st.gpg and len(payload) >= limits.MIN_GNUPG_MSG_SIZE:   # GnuPG: server/gpgspa.py
+            gpg = gpgspa.open_message(st, cand, payload, opts.gpg, replay, now)
+            if gpg.pending or gpg.replay:
+                return Decision(VERDICT_PENDING, "queued for gpg") if gpg.pending else \
+                    Decision(VERDICT_REPLAY, "replay of a GnuPG message already accepted")
+            if gpg.msg is None:
+                last_error = gpg.error
+                continue
+            msg = gpg.msg
+        elif len(payload) >= limits.MIN_GNUPG_MSG_SIZE and not st.enable_cmd_exec:
             last_error = last_error or "too long for a Rijndael packet"
             continue
-        if st.hmac_key is not None and not wire.hmac_ok(payload, st.hmac_key, st.hmac_type,
-                                                        st.mac_function()):
+        elif st.key is None:
+            last_error = last_error or "stanza %d has GnuPG settings only" % st.number
+            continue
+        elif st.hmac_key is not None and not wire.hmac_ok(payload, st.hmac_key, st.hmac_type,
+                                                          st.mac_function()):
             last_error = "HMAC verification failed"     # junk stops here, before any decryption
             continue
-        try:
-            msg = message.decode(wire.unseal(payload, st.key, st.mode, st.hmac_key, st.hmac_type,
-                                             hmac_checked=True))
-        except SpaError as exc:
-            last_error = {"hmac": "HMAC verification failed",
-                          "decrypt": "decryption failed (wrong key or mode)"}.get(exc.code, str(exc))
-            continue
+        if gpg is None:
+            try:
+                msg = message.decode(wire.unseal(payload, st.key, st.mode, st.hmac_key,
+                                                 st.hmac_type, hmac_checked=True))
+            except SpaError as exc:
+                last_error = {"hmac": "HMAC verification failed",
+                              "decrypt": "decryption failed (wrong key or mode)"}.get(exc.code, str(exc))
+                continue
         if opts.replay_check and not recorded:
             recorded = True
             if not replay.add(digest or replay_key(payload), msg.timestamp, now,
-                              persist=not opts.test_mode):
+                              persist=not opts.test_mode) or (
+                    gpg is not None and not replay.add(gpg.plaintext_key, msg.timestamp, now,
+                                                       persist=not opts.test_mode)):
                 return _refuse("the replay record cannot be written to the digest file, so a "
                                "grant could be replayed after a restart", st, msg)
+        if gpg is not None and gpg.refusal:
+            refusal = refusal or _refuse(gpg.refusal, st, msg)
+            continue
         if replay.below_floor(msg.timestamp, now):
             return _refuse("stamped before the replay floor (%s; see "
                            "REPLAY_GUARD_AFTER_STATE_LOSS)" % replay.loss_reason, st, msg)

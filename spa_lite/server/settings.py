@@ -143,6 +143,10 @@ def load(args) -> Settings:
             s.warnings.append("%s: stanza %d has no HMAC key; packets are then authenticated only "
                               "by decryption (set HMAC_KEY_BASE64)" % (st.where, i))
     s.access_files = files
+    if any(st.gpg for st in s.stanzas):    # only then is gpg looked for (Rijndael needs none)
+        from spa_lite.server import gpgspa
+        gpgspa.prepare(s.stanzas, conf, s.warnings)
+        s.policy.gpg = gpgspa.SyncOpener()
     if not persistence:
         s.warnings.append("%s: ENABLE_DIGEST_PERSISTENCE is N: replayed packets are not detected"
                           % conf.where["ENABLE_DIGEST_PERSISTENCE"])
