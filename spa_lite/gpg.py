@@ -37,6 +37,7 @@ DEFAULT_SERVER_HOME = "/root/.gnupg"  # fwknopd's default GPG_HOME_DIR
 RUN_TIMEOUT = 5.0                     # seconds for one gpg run (decrypt, encrypt, key lookup)
 MAX_PLAINTEXT = 2048                  # --max-output: a SPA plaintext is < 1500 bytes
 TRUSTED = ("marginal", "fully", "ultimate")   # gpgme validity >= MARGINAL, as libfko asks
+ERR_BAD_PASSPHRASE, ERR_CANCELED, ERR_NO_PASSPHRASE = 11, 99, 177   # libgpg-error codes
 
 
 class GpgError(Exception):
@@ -97,6 +98,21 @@ class Status:
     def has(self, kw: str) -> bool:
         return any(k == kw for k, _ in self.lines)
 
+    def error_codes(self):
+        """gpg-error codes (low 16 bits) of ERROR and FAILURE lines."""
+        out = set()
+        for k, a in self.lines:
+            if k in ("ERROR", "FAILURE") and a and a[-1].isdigit():
+                out.add(int(a[-1]) & 0xFFFF)
+        return out
+
+    def bad_passphrase(self) -> bool:
+        return self.has("BAD_PASSPHRASE") or ERR_BAD_PASSPHRASE in self.error_codes()
+
+    def wants_passphrase(self) -> bool:
+        return (self.has("MISSING_PASSPHRASE") or self.has("INQUIRE_MAXLEN")
+                or bool(self.error_codes() & {ERR_CANCELED, ERR_NO_PASSPHRASE}))
+
     def args(self, kw: str):
         for k, a in self.lines:
             if k == kw:
@@ -130,7 +146,7 @@ def run(exe: str, home: str, args, data: bytes, passphrase=None, timeout: float 
         try:
             p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, pass_fds=fds, close_fds=True,
-                                 env=_env())
+                                 env=_env(), start_new_session=True)
         except OSError as exc:
             raise GpgError("missing", "cannot run GnuPG program %s: %s"
                            % (exe, exc.strerror or exc))
@@ -142,7 +158,10 @@ def run(exe: str, home: str, args, data: bytes, passphrase=None, timeout: float 
         try:
             out, err = p.communicate(data, timeout=timeout)
         except subprocess.TimeoutExpired:
-            p.kill()
+            try:
+                os.killpg(p.pid, 9)        # gpg and anything it started (not the agent:
+            except OSError:                # that daemonizes into its own session)
+                p.kill()
             p.communicate()
             raise GpgError("timeout", "gpg (%s, home %s) did not finish within %g s"
                            % (exe, home, timeout))
@@ -213,9 +232,9 @@ def decrypt(exe: str, home: str, data: bytes, passphrase=None,
     """Decrypt (and verify, if signed) an OpenPGP message; GpgError says why not."""
     rc, out, st, err = run(exe, home, ["--max-output", str(MAX_PLAINTEXT), "--decrypt"], data,
                            passphrase, timeout)
-    if st.has("BAD_PASSPHRASE") or (st.has("MISSING_PASSPHRASE") and passphrase is not None):
+    if st.bad_passphrase():
         raise GpgError("passphrase", "wrong passphrase for the decryption key (GPG_DECRYPT_PW)")
-    if st.has("MISSING_PASSPHRASE") or st.has("PINENTRY_LAUNCHED"):
+    if st.wants_passphrase() and not st.has("DECRYPTION_OKAY"):
         raise GpgError("passphrase", "the decryption key needs a passphrase: set GPG_DECRYPT_PW")
     if st.has("NO_SECKEY") and not st.has("DECRYPTION_OKAY"):
         ids = [a[0] for k, a in st.lines if k == "NO_SECKEY" and a]
@@ -297,9 +316,9 @@ def encrypt(exe: str, home: str, plaintext: bytes, recipient: str, signer=None,
                        "public key: gpg --homedir %s --import server.asc)" % (recipient, home, home))
     if st.has("INV_SGNR") or st.has("NO_SGNR"):
         raise GpgError("nokey", "GnuPG signing key %s has no secret key in %s" % (signer, home))
-    if st.has("BAD_PASSPHRASE"):
+    if st.bad_passphrase():
         raise GpgError("passphrase", "wrong passphrase for signing key %s" % signer)
-    if st.has("MISSING_PASSPHRASE") or (st.has("PINENTRY_LAUNCHED") and not use_agent):
+    if st.wants_passphrase():
         raise GpgError("passphrase", "signing key %s needs a passphrase (GPG_SIGNING_PW, "
                        "--gpg-signing-pw-fd, a terminal prompt, or --gpg-agent)" % signer)
     raise GpgError("encrypt", "gpg could not encrypt/sign: %s" % _last_gpg_line(err))
