@@ -359,41 +359,78 @@ def test_uci_access_section_is_the_same_stanza(keys, tmp_path):
 
 
 # ------------------------------------------------------------------ the gate
-def test_gate_budgets_sources_and_drops_the_oldest():
+class _St:
+    gpg_exe, gpg_home_dir, gpg_decrypt_pw = "gpg", "/", b""
+
+
+def _cand(src):
+    return Candidate(src, "10.213.80.1", "udp", 1, 2, b"x", 0)
+
+
+def _settle(gate, n, seconds=10):
+    """Wait until ``n`` jobs are done; hand them back as the daemon's poll would."""
+    out = []
+    end = time.time() + seconds
+    while len(out) < n and time.time() < end:
+        time.sleep(0.02)
+        out += gate.read_batch(100)
+    return out
+
+
+def test_gate_budgets_per_source_and_in_total():
+    """A flooding source gets its small share; another source still gets in; the total is
+    bounded; a full queue drops the busiest sender's oldest job."""
     release = threading.Event()
-    ran = []
 
     def runner(st, ct, timeout):
         release.wait(10)
-        ran.append(ct)
-        return gpg.GpgError("decrypt", "test")
+        return gpg.GpgError("decrypt", "junk")
 
     now = [1000.0]
     gate = gpggate.GpgGate(clock=lambda: now[0], runner=runner)
-    st = type("St", (), {"gpg_exe": "gpg", "gpg_home_dir": "/", "gpg_decrypt_pw": b""})()
-
-    def cand(src):
-        return Candidate(src, "10.213.80.1", "udp", 1, 2, b"x", 0)
     try:
-        answers = [gate.decrypt(st, cand("10.213.81.1"), b"a%d" % i) for i in range(5)]
-        assert answers[:3] == [gpgspa.PENDING] * 3          # the per-source burst
-        assert all(isinstance(a, gpg.GpgError) and "this source" in str(a) for a in answers[3:])
-        assert gate.decrypt(st, cand("10.213.81.2"), b"b") is gpgspa.PENDING   # another source
-        # the queue holds QUEUE_MAX; more admitted packets push the oldest out
-        for i in range(gpggate.QUEUE_MAX):
+        answers = [gate.decrypt(_St, _cand("10.213.81.1"), b"a") for _ in range(5)]
+        assert answers[0] is gpgspa.PENDING
+        assert all(isinstance(a, gpg.GpgError) and "this source" in str(a) for a in answers[1:])
+        assert gate.decrypt(_St, _cand("10.213.81.2"), b"b") is gpgspa.PENDING
+        for i in range(gpggate.QUEUE_MAX + 2):       # two run (blocked), the queue fills up
             now[0] += 1.0
-            gate.decrypt(st, cand("10.213.82.%d" % i), b"c%d" % i)
+            assert gate.decrypt(_St, _cand("10.213.82.%d" % i), b"c") is gpgspa.PENDING
         assert gate.dropped >= 1
-        time.sleep(0.1)
-        dropped = gate.read_batch(100)
-        assert dropped and all("dropped" in str(gate.delivered[id(c)][1][gpgspa.job_key(st)])
-                               for c in dropped)
-        now[0] += 100                                         # buckets full again
-        answers = [gate.decrypt(st, cand("10.213.83.%d" % i), b"d") for i in range(30)]
-        assert answers.count(gpgspa.PENDING) == gpggate.GLOBAL_BURST
+        dropped = _settle(gate, 1)
+        assert all("dropped" in str(gate.delivered[id(c)][1][gpgspa.job_key(_St)])
+                   for c in dropped)
+        now[0] += 100.0                                 # every bucket full again
+        answers = [gate.decrypt(_St, _cand("10.213.83.%d" % i), b"d") for i in range(30)]
+        cap = min(gpggate.GLOBAL_BURST, -(-gpggate.GLOBAL_SECONDS // gate.fail_cost))
+        assert answers.count(gpgspa.PENDING) == cap
         assert all("total gpg budget" in str(a) for a in answers if a is not gpgspa.PENDING)
     finally:
         release.set()
+        gate.close()
+
+
+def test_gate_charges_failures_not_knocks():
+    """gpg time is charged to the sender only when the run fails: a user knocking every
+    second with slow (passphrase-protected) runs is never throttled, a junk source is."""
+    def runner(st, ct, timeout):
+        time.sleep(0.5)
+        return object() if ct == b"good" else gpg.GpgError("decrypt", "junk")
+
+    now = [1000.0]
+    gate = gpggate.GpgGate(clock=lambda: now[0], runner=runner)
+    try:
+        good, bad = [], []
+        for _ in range(6):
+            good.append(gate.decrypt(_St, _cand("10.213.84.1"), b"good"))
+            bad.append(gate.decrypt(_St, _cand("10.213.84.2"), b"bad"))
+            _settle(gate, (good[-1] is gpgspa.PENDING) + (bad[-1] is gpgspa.PENDING))
+            now[0] += 1.0
+        assert good == [gpgspa.PENDING] * 6, good
+        # 0.5 s per failure against a share of 0.2 s/s: in debt after a few, then refused
+        assert bad[0] is gpgspa.PENDING and sum(b is gpgspa.PENDING for b in bad) <= 4, bad
+        assert isinstance(bad[-1], gpg.GpgError) and "this source" in str(bad[-1])
+    finally:
         gate.close()
 
 

@@ -90,6 +90,8 @@ rate, duration = float(sys.argv[3]), float(sys.argv[4])
 pkts = [bytes.fromhex(l.strip()) for l in open(path) if l.strip()]
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+if len(sys.argv) > 6:
+    s.bind((sys.argv[6], 0))     # a source address of its own (per-source budgets)
 addr, n, i, sent, errors = (srv, port), len(pkts), 0, 0, 0
 print("ready", flush=True)
 t0 = time.monotonic()
@@ -190,14 +192,15 @@ def wait_log(path: str, marker: str, timeout: float, proc) -> None:
     raise BenchError("daemon did not start (no %r): %s" % (marker, tail(path)))
 
 
-def start_spa_lite_live(ctx, lab: Lab, d: str) -> str:
-    """spa-lite on the veth with its own default drop (nftables PROTECT_PORTS)."""
+def start_spa_lite_live(ctx, lab: Lab, d: str, access_body=None) -> str:
+    """spa-lite on the veth with its own default drop (nftables PROTECT_PORTS); the access
+    stanza is a Rijndael one unless ``access_body`` is given."""
     ports = ", ".join("tcp/%d" % (KNOCK_PORT_BASE + i) for i in range(1, lab.ports + 1))
     conf = write_private(os.path.join(d, "fwknopd.conf"),
                          "PCAP_INTF %s;\nFIREWALL_TYPE nftables;\nPROTECT_PORTS %s;\n"
                          "ENABLE_DIGEST_PERSISTENCE Y;\nFLUSH_AT_EXIT Y;\n" % (SRV_DEV, ports))
     access = write_private(os.path.join(d, "access.conf"),
-                           access_text(ctx.keys, "FW_ACCESS_TIMEOUT 60\n"))
+                           access_body or access_text(ctx.keys, "FW_ACCESS_TIMEOUT 60\n"))
     digest = os.path.join(d, "digest")
     open(digest, "w").close()   # an existing file: no state-loss hold-back for a fresh lab
     log = os.path.join(d, "daemon.log")
@@ -209,7 +212,7 @@ def start_spa_lite_live(ctx, lab: Lab, d: str) -> str:
     return log
 
 
-def start_fwknopd_live(ctx, lab: Lab, d: str) -> str:
+def start_fwknopd_live(ctx, lab: Lab, d: str, access_body=None) -> str:
     """fwknopd with its compiled-in iptables backend and its default capture settings (a
     pcap_dispatch of PCAP_DISPATCH_COUNT 100, then PCAP_LOOP_SLEEP 100 ms); our own DROP rule
     for the hidden ports, which fwknopd's FWKNOP_INPUT jump (position 1) overrides."""
@@ -219,7 +222,7 @@ def start_fwknopd_live(ctx, lab: Lab, d: str) -> str:
                          "PCAP_INTF %s;\nFWKNOP_RUN_DIR %s;\nENABLE_DIGEST_PERSISTENCE Y;\n"
                          % (SRV_DEV, d))
     access = write_private(os.path.join(d, "access.conf"),
-                           access_text(ctx.keys, "FW_ACCESS_TIMEOUT 60\n"))
+                           access_body or access_text(ctx.keys, "FW_ACCESS_TIMEOUT 60\n"))
     log = os.path.join(d, "daemon.log")
     with open(log, "w") as fh:
         lab.daemon = start(["ip", "netns", "exec", lab.srv, ctx.tools["fwknopd"], "-f", "-c",

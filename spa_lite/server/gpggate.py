@@ -1,15 +1,27 @@
 """gpg off the daemon's loop, with a bound on what a flood can make it do.
 
 Without an HMAC key a GnuPG stanza cannot tell junk from a knock before gpg has run, and a
-gpg run costs milliseconds of CPU (a new process, an RSA decryption) where a junk packet
-costs microseconds. So gpg runs are a budget:
+gpg run costs far more than a junk packet: a new process and an RSA decryption, ~10 ms; and
+with a passphrase on the server key gpg-agent re-derives the key from the (cached)
+passphrase for every use, 0.1-1 s of CPU (measured on the benchmark VM). So gpg is a budget,
+counted both in runs and in seconds of gpg time. Admission reserves the expected time of a
+failed run (a running average); when the run ends a failure is charged what it really took,
+a success is refunded (a valid, signed knock costs its sender and the total nothing, so a
+user's knocks are not held back by their own slow runs, nor by a flood's debt):
 
-- per source address: ``PER_SOURCE_RATE`` runs/s (burst ``PER_SOURCE_BURST``), so one
+- per source address: ``PER_SOURCE_RATE`` runs/s (burst ``PER_SOURCE_BURST``) and
+  ``PER_SOURCE_SHARE`` s of gpg time per second (burst ``PER_SOURCE_SECONDS``), so one
   flooding address cannot crowd out a knock from another;
-- in total: ``GLOBAL_RATE`` runs/s (burst ``GLOBAL_BURST``), so the router's CPU spent on
-  gpg is bounded whatever the number of sources;
-- a queue of ``QUEUE_MAX`` admitted packets; when full the oldest is dropped (its knock is
-  older: a retry is newer), and one worker thread runs gpg (each run time-limited).
+- in total: ``GLOBAL_RATE`` runs/s (burst ``GLOBAL_BURST``) and ``GLOBAL_SHARE`` s/s (burst
+  ``GLOBAL_SECONDS``) of reserved time, so the CPU spent on gpg is bounded whatever the number
+  of sources (only a source's own bucket pays a slow failure's true cost: one flooding source
+  must not put the total in debt and lock everybody else out);
+- a queue of ``QUEUE_MAX`` admitted packets and ``WORKERS`` threads running gpg (each run
+  time-limited). A job is ranked by how much of its source's budget was already used when
+  it was admitted; workers take the lowest rank first (oldest first among equals), and at
+  most one job of a busy source (rank above ``QUIET_RANK``) runs at a time, so a quiet
+  source's knock starts at once even while a flood's run is in progress. A full queue drops
+  the oldest job of the highest rank (its sender is the busiest; a retry is newer).
 
 A packet over budget is junk with the reason said (and counted in the junk summary).
 
@@ -21,7 +33,6 @@ had just arrived, this time with gpg's answer at hand. The loop itself does not 
 never waits for gpg.
 """
 
-import collections
 import os
 import threading
 import time
@@ -31,33 +42,49 @@ from spa_lite.server import gpgspa
 
 GLOBAL_RATE = 10.0        # gpg runs per second, all sources together
 GLOBAL_BURST = 10
+GLOBAL_SHARE = 1.0        # seconds of gpg time per second, all sources (one core at most)
+GLOBAL_SECONDS = 3.0
 PER_SOURCE_RATE = 1.0     # gpg runs per second for one source address
 PER_SOURCE_BURST = 3
+PER_SOURCE_SHARE = 0.2    # seconds of gpg time per second for one source address
+PER_SOURCE_SECONDS = 1.0
 QUEUE_MAX = 8             # admitted packets waiting for the worker (oldest dropped)
 SOURCES_MAX = 4096        # per-source buckets kept (the fullest ones are forgotten first)
+WORKERS = 2               # gpg runs at once: one for busy sources, one kept for quiet ones
+QUIET_RANK = 1.5          # rank of a source that used at most one run of its burst
 
 
 class _Bucket:
-    __slots__ = ("tokens", "stamp")
+    """Token bucket for runs (``tokens``) and gpg seconds (``seconds``, may go into debt)."""
+    __slots__ = ("tokens", "seconds", "stamp")
 
-    def __init__(self, burst: float, now: float) -> None:
+    def __init__(self, burst: float, seconds: float, now: float) -> None:
         self.tokens = burst
+        self.seconds = seconds
         self.stamp = now
 
-    def take(self, rate: float, burst: float, now: float) -> bool:
-        self.tokens = min(burst, self.tokens + (now - self.stamp) * rate)
+    def take(self, rate: float, burst: float, share: float, cap: float, now: float,
+             cost: float) -> bool:
+        dt = now - self.stamp
+        self.tokens = min(burst, self.tokens + dt * rate)
+        self.seconds = min(cap, self.seconds + dt * share)
         self.stamp = now
-        if self.tokens >= 1.0:
+        if self.tokens >= 1.0 and self.seconds > 0.0:
             self.tokens -= 1.0
+            self.seconds -= cost
             return True
         return False
 
 
 class _Job:
-    __slots__ = ("cand", "key", "st", "ct", "result")
+    __slots__ = ("cand", "key", "st", "ct", "rank", "bucket", "cost", "result", "took")
 
-    def __init__(self, cand, key, st, ct) -> None:
-        self.cand, self.key, self.st, self.ct, self.result = cand, key, st, ct, None
+    def __init__(self, cand, key, st, ct, rank: float, bucket, cost: float) -> None:
+        self.cand, self.key, self.st, self.ct, self.rank = cand, key, st, ct, rank
+        self.bucket = bucket
+        self.cost = cost          # seconds reserved at admission
+        self.result = None
+        self.took = 0.0
 
 
 class GpgGate:
@@ -72,15 +99,20 @@ class GpgGate:
         os.set_blocking(self.r, False)
         os.set_blocking(self.w, False)
         self.lock = threading.Condition()
-        self.queue = collections.deque()
+        self.queue = []
         self.done = []                 # finished jobs, handed back by read_batch
         self.delivered = {}            # id(cand) -> (cand, {job key: result}) of the last batch
-        self.total = _Bucket(GLOBAL_BURST, clock())
+        self.total = _Bucket(GLOBAL_BURST, GLOBAL_SECONDS, clock())
         self.sources = {}
         self.runs = self.dropped = self.refused = 0
+        self.fail_cost = 1.0           # running average of a failed run's seconds (starts high:
+                                       # a passphrase-protected key costs about that per run)
         self.stopping = False
-        self.worker = threading.Thread(target=self._work, name="spa-lite-gpg", daemon=True)
-        self.worker.start()
+        self.busy_running = 0
+        self.workers = [threading.Thread(target=self._work, name="spa-lite-gpg", daemon=True)
+                        for _ in range(WORKERS)]
+        for w in self.workers:
+            w.start()
 
     # -- the policy side (daemon thread)
     def decrypt(self, st, cand, ct: bytes):
@@ -94,30 +126,37 @@ class GpgGate:
         if bucket is None:
             if len(self.sources) >= SOURCES_MAX:
                 self._forget(now)
-            bucket = self.sources[src] = _Bucket(PER_SOURCE_BURST, now)
-        if not bucket.take(PER_SOURCE_RATE, PER_SOURCE_BURST, now):
+            bucket = self.sources[src] = _Bucket(PER_SOURCE_BURST, PER_SOURCE_SECONDS, now)
+        cost = self.fail_cost
+        if not bucket.take(PER_SOURCE_RATE, PER_SOURCE_BURST, PER_SOURCE_SHARE,
+                           PER_SOURCE_SECONDS, now, cost):
             self.refused += 1
-            return gpg.GpgError("budget", "over the gpg budget for this source (%g runs/s): "
-                                "flood?" % PER_SOURCE_RATE)
-        if not self.total.take(GLOBAL_RATE, GLOBAL_BURST, now):
+            return gpg.GpgError("budget", "over the gpg budget for this source (%g runs/s, %g s "
+                                "of gpg per s): flood?" % (PER_SOURCE_RATE, PER_SOURCE_SHARE))
+        if not self.total.take(GLOBAL_RATE, GLOBAL_BURST, GLOBAL_SHARE, GLOBAL_SECONDS, now, cost):
+            bucket.seconds += cost               # not run: the source gets its reservation back
             self.refused += 1
-            return gpg.GpgError("budget", "over the total gpg budget (%g runs/s): flood?"
-                                % GLOBAL_RATE)
+            return gpg.GpgError("budget", "over the total gpg budget (%g runs/s, %g s of gpg "
+                                "per s): flood?" % (GLOBAL_RATE, GLOBAL_SHARE))
+        # a quiet source ranks ~1, a busy one (runs used, gpg seconds owed) higher
+        rank = PER_SOURCE_BURST - bucket.tokens + max(0.0, -bucket.seconds) / PER_SOURCE_SECONDS
         with self.lock:
             if len(self.queue) >= QUEUE_MAX:
-                old = self.queue.popleft()
+                top = max(j.rank for j in self.queue)
+                old = self.queue.pop(next(i for i, j in enumerate(self.queue) if j.rank == top))
                 old.result = gpg.GpgError("budget", "dropped from the full gpg queue (flood?)")
                 self.done.append(old)
                 self.dropped += 1
                 self._poke()
-            self.queue.append(_Job(cand, key, st, ct))
-            self.lock.notify()
+            self.queue.append(_Job(cand, key, st, ct, rank, bucket, cost))
+            self.lock.notify_all()
         return gpgspa.PENDING
 
     def _forget(self, now: float) -> None:
         """Drop the buckets that are full again (sources quiet for a while)."""
         full = [s for s, b in self.sources.items()
-                if b.tokens + (now - b.stamp) * PER_SOURCE_RATE >= PER_SOURCE_BURST]
+                if b.tokens + (now - b.stamp) * PER_SOURCE_RATE >= PER_SOURCE_BURST
+                and b.seconds + (now - b.stamp) * PER_SOURCE_SHARE >= PER_SOURCE_SECONDS]
         for s in full or list(self.sources)[:len(self.sources) // 2]:
             del self.sources[s]
 
@@ -136,6 +175,12 @@ class GpgGate:
         self.delivered = {}
         out = []
         for job in jobs:
+            if isinstance(job.result, gpg.GpgError) and job.result.code != "budget":
+                job.bucket.seconds -= job.took - job.cost   # its source pays what it took
+                self.fail_cost += (job.took - self.fail_cost) / 4.0
+            else:                                    # a knock (or a drop) is refunded
+                job.bucket.seconds += job.cost
+                self.total.seconds += job.cost
             entry = self.delivered.get(id(job.cand))
             if entry is None:
                 entry = self.delivered[id(job.cand)] = (job.cand, {})
@@ -146,8 +191,9 @@ class GpgGate:
     def close(self) -> None:
         with self.lock:
             self.stopping = True
-            self.lock.notify()
-        self.worker.join(self.timeout + 1)
+            self.lock.notify_all()
+        for w in self.workers:
+            w.join(self.timeout + 1)
         for fd in (self.r, self.w):
             try:
                 os.close(fd)
@@ -161,16 +207,34 @@ class GpgGate:
         except OSError:
             pass   # the pipe is full: the daemon is already due to wake
 
+    def _next(self):
+        """The job to run now (lowest rank, oldest first), or None; under the lock."""
+        if not self.queue:
+            return None
+        low = min(j.rank for j in self.queue)
+        if low > QUIET_RANK and self.busy_running:
+            return None
+        return self.queue.pop(next(i for i, j in enumerate(self.queue) if j.rank == low))
+
     def _work(self) -> None:
         while True:
             with self.lock:
-                while not self.queue and not self.stopping:
+                job = None
+                while not self.stopping:
+                    job = self._next()
+                    if job is not None:
+                        break
                     self.lock.wait()
                 if self.stopping:
                     return
-                job = self.queue.popleft()
+                busy = job.rank > QUIET_RANK
+                self.busy_running += busy
+            t0 = time.monotonic()
             job.result = self.runner(job.st, job.ct, self.timeout)
+            job.took = time.monotonic() - t0
             with self.lock:
+                self.busy_running -= busy
                 self.runs += 1
                 self.done.append(job)
+                self.lock.notify_all()
             self._poke()

@@ -177,5 +177,9 @@ def run_decrypt(st, ct: bytes, timeout: float):
 
 
 def job_key(st):
-    """Stanzas that decrypt the same way share one gpg run per packet."""
-    return (st.gpg_exe, os.path.realpath(st.gpg_home_dir), st.gpg_decrypt_pw)
+    """Stanzas that decrypt the same way share one gpg run per packet (made once per
+    stanza: realpath's lstat calls were half the cost of a junk packet)."""
+    key = getattr(st, "_gpg_job", None)
+    if key is None:
+        key = st._gpg_job = (st.gpg_exe, os.path.realpath(st.gpg_home_dir), st.gpg_decrypt_pw)
+    return key
