@@ -31,17 +31,22 @@ JUNK_IP = "10.213.200.3"   # the flood's source, a second address of the client 
 GPG_JUNK_POOL = 200
 
 
-def _homes(tmp: str):
+def _homes(tmp: str, full: bool):
+    """The guide's setup (server key with a passphrase, GPG_DECRYPT_PW), and in a full run a
+    second server key without one (GPG_ALLOW_NO_PW: no key derivation per gpg run)."""
     sys.path.insert(0, REPO)
     from tests import gpgkeys      # the same key making as the tests (gpg --quick-gen-key)
-    server = gpgkeys.make_home(os.path.join(tmp, "gpg-server"), "server", "rsa2048", "bench pw")
     client = gpgkeys.make_home(os.path.join(tmp, "gpg-client"), "client", "ed25519")
-    gpgkeys.import_and_sign(client, server)
-    gpgkeys.import_and_sign(server, client)
-    with open(os.path.join(server.path, "gpg-agent.conf"), "w") as fh:
-        fh.write("allow-loopback-pinentry\n")   # gpg-agent's default passphrase cache, as deployed
-    gpgkeys.stop_agents(server)
-    return gpgkeys, server, client
+    servers = []
+    for name, pw in (("server", "bench pw"), ("nopw", ""))[:2 if full else 1]:
+        server = gpgkeys.make_home(os.path.join(tmp, "gpg-" + name), name, "rsa2048", pw)
+        gpgkeys.import_and_sign(client, server)
+        gpgkeys.import_and_sign(server, client)
+        with open(os.path.join(server.path, "gpg-agent.conf"), "w") as fh:
+            fh.write("allow-loopback-pinentry\n")   # gpg-agent's default cache, as deployed
+        gpgkeys.stop_agents(server)
+        servers.append(server)
+    return gpgkeys, servers, client
 
 
 def _knock(server, client, port: int) -> bytes:
@@ -96,9 +101,10 @@ def _agent_pids(home: str):
 
 
 def _access(server, client) -> str:
-    return ("SOURCE ANY\nGPG_HOME_DIR %s\nGPG_DECRYPT_ID %s\nGPG_DECRYPT_PW %s\n"
-            "GPG_REMOTE_ID %s\nFW_ACCESS_TIMEOUT 60\n"
-            % (server.path, server.short, server.passphrase, client.short))
+    pw = ("GPG_DECRYPT_PW %s\n" % server.passphrase if server.passphrase
+          else "GPG_ALLOW_NO_PW Y\n")
+    return ("SOURCE ANY\nGPG_HOME_DIR %s\nGPG_DECRYPT_ID %s\n%sGPG_REMOTE_ID %s\n"
+            "FW_ACCESS_TIMEOUT 60\n" % (server.path, server.short, pw, client.short))
 
 
 def session(ctx, who: str, gpgkeys, server, client, pool: str, seconds: int) -> dict:
@@ -159,18 +165,22 @@ def run(ctx) -> list:
         miss.append("gpg (Debian package gnupg)")
     if not ctx.root or not ctx.tools["ip"] or not ctx.tools["nft"] or not shutil.which("gpg"):
         raise Missing("cannot build the GnuPG lab", miss)
-    gpgkeys, server, client = _homes(ctx.tmp)
-    pool = write_private(ctx.path("gpg-junk.txt"),
-                         "\n".join(_junk(server).decode() for _ in range(GPG_JUNK_POOL)) + "\n")
+    gpgkeys, servers, client = _homes(ctx.tmp, ctx.profile_name == "full")
     seconds = GPG_FLOOD_SECONDS[ctx.profile_name]
+    runs = []
     try:
-        sl = session(ctx, "spa-lite", gpgkeys, server, client, pool, seconds)
-        fw = None
-        if ctx.tools["fwknopd"] and ctx.tools["iptables"]:
-            fw = session(ctx, "fwknopd", gpgkeys, server, client, pool, seconds)
+        for server in servers:
+            pool = write_private(ctx.path("gpg-junk-%s.txt" % server.short), "\n".join(
+                _junk(server).decode() for _ in range(GPG_JUNK_POOL)) + "\n")
+            sl = session(ctx, "spa-lite", gpgkeys, server, client, pool, seconds)
+            fw = None
+            if ctx.tools["fwknopd"] and ctx.tools["iptables"]:
+                fw = session(ctx, "fwknopd", gpgkeys, server, client, pool, seconds)
+            runs.append((sl, fw))
     finally:
-        gpgkeys.stop_agents(server, client)
+        gpgkeys.stop_agents(client, *servers)
     frac = lambda o: o["granted"] / o["knocks"] if o and o["knocks"] else None  # noqa: E731
+    (sl, fw), nopw = runs[0], (runs[1] if len(runs) > 1 else (None, None))
     r = make_result(
         "gpg_flood_legit_granted", "fraction", frac(sl), frac(fw),
         knocks_spa_lite=sl["knocks"], knocks_fwknopd=fw["knocks"] if fw else None,
@@ -179,10 +189,15 @@ def run(ctx) -> list:
         junk_rate_reached_fwknopd=round(fw["rate"]) if fw else None,
         junk_counted_spa_lite=sl.get("junk_counted"),
         knock_ms_spa_lite=sl["latencies"], knock_ms_fwknopd=fw["latencies"] if fw else None,
+        no_passphrase_spa_lite=frac(nopw[0]), no_passphrase_fwknopd=frac(nopw[1]),
+        no_passphrase_cpu_spa_lite=round(nopw[0]["cpu"], 3) if nopw[0] else None,
+        no_passphrase_cpu_fwknopd=round(nopw[1]["cpu"], 3) if nopw[1] else None,
         note="%d s of GPG-looking junk (right key id, random RSA value) from one address at %d/s; "
              "a signed GnuPG knock from another address about every second (a knock that is "
              "not granted waits its whole window, so fewer fit); granted = TCP connect within "
-             "%.0f s; cpu = daemon + gpg children + gpg-agent, share of one core; no HMAC key"
+             "%.0f s; cpu = daemon + gpg children + gpg-agent, share of one core; no HMAC key; "
+             "server key with a passphrase (GPG_DECRYPT_PW, as the guides), and in a full run "
+             "also without one (GPG_ALLOW_NO_PW: no per-run key derivation in gpg-agent)"
              % (seconds, GPG_JUNK_RATE, GPG_GRANT_WINDOW))
     if fw is None:
         r["missing"] = miss
@@ -199,7 +214,13 @@ def target(r: dict):
 def beside(r: dict) -> list:
     if r.get("spa_lite") is None:
         return []
-    return ["gpg flood: CPU over the flood %s of a core with spa-lite, %s with fwknopd; junk "
-            "reached %s/s and %s/s" % (r.get("cpu_spa_lite"), r.get("cpu_fwknopd"),
-                                       r.get("junk_rate_reached_spa_lite"),
-                                       r.get("junk_rate_reached_fwknopd"))]
+    out = ["gpg flood: CPU over the flood %s of a core with spa-lite, %s with fwknopd; junk "
+           "reached %s/s and %s/s" % (r.get("cpu_spa_lite"), r.get("cpu_fwknopd"),
+                                      r.get("junk_rate_reached_spa_lite"),
+                                      r.get("junk_rate_reached_fwknopd"))]
+    if r.get("no_passphrase_spa_lite") is not None:
+        out.append("gpg flood, server key without passphrase: granted %s (spa-lite) vs %s "
+                   "(fwknopd), CPU %s vs %s of a core" % (
+                       r.get("no_passphrase_spa_lite"), r.get("no_passphrase_fwknopd"),
+                       r.get("no_passphrase_cpu_spa_lite"), r.get("no_passphrase_cpu_fwknopd")))
+    return out
