@@ -12,12 +12,12 @@ from conftest import REPO, need_root, need_tool
 NAMES = ["invalid_cpu_per_packet", "valid_cpu_per_packet", "replay_cache_slowdown",
          "stanza_scaling", "flood_legit_granted", "grant_latency_ms",
          "live_cpu_per_junk_packet", "capped_flood_legit_granted", "idle_wakeups_per_minute",
-         "client_send_vs_interpreter", "daemon_rss_vs_interpreter"]
+         "client_send_vs_interpreter", "daemon_rss_vs_interpreter", "gpg_flood_legit_granted"]
 
 
 def test_bench_quick_produces_every_result(tmp_path):
     need_root()
-    for tool in ("fwknopd", "fwknop", "nft", "iptables", "ip"):
+    for tool in ("fwknopd", "fwknop", "nft", "iptables", "ip", "gpg"):
         need_tool(tool)
     out = tmp_path / "bench.json"
     p = subprocess.Popen([sys.executable, os.path.join(REPO, "scripts", "bench"), "--quick",
