@@ -20,11 +20,12 @@ import threading
 import time
 
 import pytest
+from hypothesis import given, settings, strategies as hst
 
 from spa_lite import gpg
 from spa_lite.core.b64 import b64encode
 from spa_lite.server import gpggate, gpgspa
-from spa_lite.server.config import ConfigError, ServerConfig, parse_access
+from spa_lite.server.config import ServerConfig, parse_access
 from spa_lite.server.model import Candidate
 from spa_lite.server.policy import PolicyOptions, decide
 from spa_lite.server.replay import ReplayCache
@@ -585,3 +586,60 @@ def test_guide_walkthrough_opens_a_hidden_port(keys, tmp_path):
         assert r.returncode == 0, r.stdout + r.stderr
         assert wait_until(lambda: lab.tcp_connect(cli, "10.213.85.1", PORT, 0.3), 5), \
             "".join(server.err) + "".join(server.out)
+
+
+# ------------------------------------------------------------------ codecs (no gpg needed)
+def _pkesk(keyid: bytes, body_len: int) -> bytes:
+    body = b"\x03" + keyid + b"\x01" + bytes(body_len)
+    return b"\x85" + len(body).to_bytes(2, "big") + body
+
+
+@settings(max_examples=300, deadline=None)
+@given(hst.binary(max_size=64))
+def test_pkesk_parser_never_raises(data):
+    ids = gpg.pkesk_key_ids(data)
+    assert ids is None or (ids and all(len(i) == 16 for i in ids))
+
+
+@settings(max_examples=200, deadline=None)
+@given(hst.lists(hst.binary(min_size=8, max_size=8), min_size=1, max_size=3),
+       hst.integers(10, 300), hst.binary(max_size=40))
+def test_pkesk_parser_reads_every_recipient(keyids, body_len, rest):
+    data = b"".join(_pkesk(k, body_len) for k in keyids) + b"\xd2\x05" + rest
+    assert gpg.pkesk_key_ids(data) == [k.hex().upper() for k in keyids]
+
+
+@settings(max_examples=200, deadline=None)
+@given(hst.binary(min_size=1, max_size=2), hst.binary(min_size=300, max_size=900),
+       hst.one_of(hst.none(), hst.binary(min_size=1, max_size=128)),
+       hst.sampled_from(["sha256", "sha512", "sha3_256"]))
+def test_framing_round_trip_and_hmac(keyid_tail, body, hkey, htype):
+    """seal -> ciphertext gives the bytes back; the HMAC (over 'hQ' + text) verifies, and a
+    changed character does not."""
+    ct = b"\x85\x01" + bytes([0x0c]) + keyid_tail + body      # starts 'hQ' as RSA output does
+    w = gpg.seal(ct, hkey, htype) if len(ct) < 1100 else None
+    if w is None:
+        return
+    assert not w.startswith("hQ")
+    assert gpg.ciphertext(w.encode(), htype if hkey else None) == ct
+    if hkey:
+        assert gpg.hmac_ok(w.encode(), htype, hkey)
+        bad = ("B" if w[5] == "A" else "A").join((w[:5], w[6:]))
+        assert not gpg.hmac_ok(bad.encode(), htype, hkey)
+
+
+def test_framing_refuses_non_rsa_starts():
+    with pytest.raises(gpg.GpgError) as e:
+        gpg.seal(b"\x84\x5e\x03" + bytes(300))
+    assert e.value.code == "framing" and "only RSA encryption keys work" in str(e.value)
+
+
+@pytest.mark.parametrize("wanted,fpr,ok", [
+    ("4637979E", "FBBC624D8F88BD577D6D33C4738DB7E74637979E", True),
+    ("0x738db7e74637979e", "FBBC624D8F88BD577D6D33C4738DB7E74637979E", True),
+    ("4637979F", "FBBC624D8F88BD577D6D33C4738DB7E74637979E", False),
+    ("", "FBBC624D8F88BD577D6D33C4738DB7E74637979E", False),
+    ("4637979E", None, False),
+])
+def test_remote_id_matching(wanted, fpr, ok):
+    assert gpg.id_matches(wanted, fpr) is ok

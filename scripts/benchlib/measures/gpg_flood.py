@@ -11,7 +11,9 @@ that port within ``GPG_GRANT_WINDOW`` s. CPU is the daemon's own plus its gpg ch
 plus the GNUPGHOME's gpg-agent's, over the flood, as a share of one core.
 """
 
+import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -135,7 +137,7 @@ def session(ctx, who: str, gpgkeys, server, client, pool: str, seconds: int) -> 
             out["knocks"] += 1
             out["granted"] += lat is not None
             out["latencies"].append(None if lat is None else round(lat * 1000))
-        out.update(read_line_json(sender, seconds + 20))
+        out.update(json.loads(read_line(sender, seconds + 20)))
         pids += [p for p in _agent_pids(server.path) if p not in pids]
         out["cpu"] = (_cpu_seconds(pids) - cpu0) / max(time.monotonic() - t0, 1e-9)
         stop(sender)
@@ -153,14 +155,8 @@ def session(ctx, who: str, gpgkeys, server, client, pool: str, seconds: int) -> 
     return out
 
 
-def read_line_json(p, timeout):
-    import json
-    return json.loads(read_line(p, timeout))
-
-
 def run(ctx) -> list:
     miss = ctx.missing("ip", "nft", "fwknopd", "iptables")
-    import shutil
     if not shutil.which("gpg"):
         miss.append("gpg (Debian package gnupg)")
     if not ctx.root or not ctx.tools["ip"] or not ctx.tools["nft"] or not shutil.which("gpg"):
