@@ -31,6 +31,8 @@ from spa_lite.server.policy import PolicyOptions, decide
 from spa_lite.server.replay import ReplayCache
 from tests import gpgkeys
 from tests.conftest import HMAC_KEY_B64, KEY_B64, REPO, need_root, need_tool, run_cli
+from tests.test_firewall_nftables import wait_until
+from tests.test_interop_fwknop import free_udp_port
 
 HMAC_ARGS = ["--key-base64-hmac", HMAC_KEY_B64]
 ENV = dict(os.environ, PYTHONPATH=REPO)
@@ -359,6 +361,20 @@ def test_uci_access_section_is_the_same_stanza(keys, tmp_path):
     assert "GPG_DECRYPT_PW                 <set, 9 bytes>" in u.stdout
 
 
+def test_uci_client_section_knocks_with_gpg(keys, tmp_path):
+    cfg = tmp_path / "spa-lite"
+    cfg.write_text("config client 'office'\n\toption access 'tcp/22'\n"
+                   "\toption allow_ip '10.213.80.2'\n\toption spa_server '10.213.80.1'\n"
+                   "\toption gpg_recipient '%s'\n\toption gpg_signer '%s'\n"
+                   "\toption gpg_homedir '%s'\n\toption gpg_no_signing_pw '1'\n"
+                   % (keys.server.short, keys.alice.short, keys.alice.path))
+    cfg.chmod(0o600)
+    r = run_cli("send", "--uci-file", str(cfg), "-n", "office", "-T")
+    assert r.returncode == 0 and "not supported" not in r.stderr, r.stderr
+    sts, _ = prepared(tmp_path, stanza(keys))
+    assert judge(sts, r.stdout.strip()).verdict == "grant"
+
+
 # ------------------------------------------------------------------ the gate
 class _St:
     gpg_exe, gpg_home_dir, gpg_decrypt_pw = "gpg", "/", b""
@@ -436,26 +452,9 @@ def test_gate_charges_failures_not_knocks():
 
 
 # ------------------------------------------------------------------ live daemon, both ways
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_for(pred, seconds):
-    end = time.time() + seconds
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_live_spa_lite_server_grants_fwknop_and_logs_refusals(keys, tmp_path):
     """The daemon path: UDP socket, gpg on the gate's worker, decisions in the log."""
-    port = free_port()
+    port = free_udp_port()
     conf = tmp_path / "fwknopd.conf"
     conf.write_text("ENABLE_UDP_SERVER Y;\nUDPSERV_PORT %d;\nREPLAY_GUARD_AFTER_STATE_LOSS N;\n"
                     % port)
@@ -473,7 +472,7 @@ def test_live_spa_lite_server_grants_fwknop_and_logs_refusals(keys, tmp_path):
                          stderr=subprocess.STDOUT, env=ENV)
     text = lambda: (tmp_path / "log").read_text()   # noqa: E731
     try:
-        assert wait_for(lambda: "started:" in text(), 10), text()
+        assert wait_until(lambda: "started:" in text(), 10), text()
         exe = need_tool("fwknop")
         for args, home, port_no in (([*HMAC_ARGS], keys.bob, 2201), ([], keys.alice, 2202)):
             r = subprocess.run([exe, "--no-rc-file", "--no-save-args", "-A", "tcp/%d" % port_no,
@@ -484,11 +483,11 @@ def test_live_spa_lite_server_grants_fwknop_and_logs_refusals(keys, tmp_path):
                                + args, input=home.passphrase + "\n", capture_output=True,
                                text=True, timeout=30, env=dict(os.environ, HOME="/nonexistent"))
             assert r.returncode == 0, r.stdout + r.stderr
-        assert wait_for(lambda: os.path.exists(tmp_path / "open_10.213.80.2_2201"), 10), text()
-        assert wait_for(lambda: os.path.exists(tmp_path / "plain_10.213.80.2_2202"), 10), text()
+        assert wait_until(lambda: os.path.exists(tmp_path / "open_10.213.80.2_2201"), 10), text()
+        assert wait_until(lambda: os.path.exists(tmp_path / "plain_10.213.80.2_2202"), 10), text()
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.sendto(send_t(keys, keys.mallory).encode(), ("127.0.0.1", port))
-        assert wait_for(lambda: "not in GPG_REMOTE_ID" in text(), 10), text()
+        assert wait_until(lambda: "not in GPG_REMOTE_ID" in text(), 10), text()
         line = [ln for ln in text().splitlines() if "not in GPG_REMOTE_ID" in ln][0]
         assert "reject from 127.0.0.1: GnuPG signer %s" % keys.mallory.fpr in line, line
     finally:
@@ -503,7 +502,7 @@ def test_live_spa_lite_server_grants_fwknop_and_logs_refusals(keys, tmp_path):
 def fwknopd_gpg(keys, tmp_path_factory):
     exe = need_tool("fwknopd")
     tmp = str(tmp_path_factory.mktemp("fwknopd_gpg"))
-    port = free_port()
+    port = free_udp_port()
     conf = os.path.join(tmp, "fwknopd.conf")
     with open(conf, "w") as fh:
         fh.write("ENABLE_UDP_SERVER Y;\nUDPSERV_PORT %d;\nFWKNOP_RUN_DIR %s;\n" % (port, tmp))
@@ -521,7 +520,7 @@ def fwknopd_gpg(keys, tmp_path_factory):
                          stdout=log, stderr=subprocess.STDOUT)
     text = lambda: open(os.path.join(tmp, "log")).read()   # noqa: E731
     try:
-        assert wait_for(lambda: "Kicking off UDP server" in text(), 10), text()
+        assert wait_until(lambda: "Kicking off UDP server" in text(), 10), text()
         yield tmp, port, text
     finally:
         p.terminate()
@@ -546,7 +545,7 @@ def test_spa_lite_send_gpg_opens_real_fwknopd(keys, fwknopd_gpg, who, hmac):
     r = run_cli(*(args + (HMAC_ARGS if hmac else [])), input=home.passphrase + "\n")
     assert r.returncode == 0, r.stderr
     name = "%s_10.213.80.2_%d" % ("hmac" if hmac else "plain", dport)
-    assert wait_for(lambda: os.path.exists(os.path.join(tmp, name)), 10), text()[-3000:]
+    assert wait_until(lambda: os.path.exists(os.path.join(tmp, name)), 10), text()[-3000:]
 
 
 # ------------------------------------------------------------------ the guide, end to end
@@ -558,7 +557,7 @@ def test_guide_walkthrough_opens_a_hidden_port(keys, tmp_path):
     need_root()
     need_tool("nft")
     from tests.netns import Lab
-    from tests.test_firewall_nftables import PORT, SERVICE, wait_until
+    from tests.test_firewall_nftables import PORT, SERVICE
     from tests.test_server_live import Server
     with Lab() as lab:
         srv, cli = lab.pair("srv", "cli", "10.213.85.1", "10.213.85.2")
