@@ -327,6 +327,8 @@ def test_signing_passphrase_from_rc_and_fd(keys, tmp_path):
     assert judge(sts, r.stdout.strip()).verdict == "grant"
     w = send_t(keys, keys.bob, "--gpg-signing-pw-fd", "0", pw_input="bob pw\n")
     assert judge(sts, w).verdict == "grant"
+    w = send_t(keys, keys.bob, "--stdin", pw_input="bob pw\n")     # as fwknop --stdin
+    assert judge(sts, w).verdict == "grant"
 
 
 def test_fwknoprc_that_fwknop_wrote_with_gpg(keys, tmp_path):
