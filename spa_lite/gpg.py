@@ -59,7 +59,7 @@ def find_exe(exe: str) -> str:
     elif os.path.isfile(exe) and os.access(exe, os.X_OK):
         return exe
     raise GpgError("missing", "GnuPG program %s is not installed (install gnupg: apt-get "
-                   "install gnupg, or on OpenWrt opkg install gnupg2-utils gpg2)" % exe)
+                   "install gnupg, or on OpenWrt opkg install gnupg2 gnupg2-utils)" % exe)
 
 
 def home_problem(home: str):
