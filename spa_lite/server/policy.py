@@ -55,7 +55,8 @@ def precheck(payload: bytes):
         return "starts with the GnuPG prefix hQ (re-encoded replay?)"
     if not is_b64_text(payload):
         return "not base64 data"
-    if not wire.first_char_ok(payload):
+    if n < limits.MIN_GNUPG_MSG_SIZE and not wire.first_char_ok(payload):
+        # a Rijndael-length payload; GnuPG data continues 'hQ' instead (server/gpgspa.py)
         return "does not continue the salted prefix (re-encoded replay?)"
     return None
 
