@@ -644,3 +644,22 @@ def test_framing_refuses_non_rsa_starts():
 ])
 def test_remote_id_matching(wanted, fpr, ok):
     assert gpg.id_matches(wanted, fpr) is ok
+
+
+def test_kernel_filter_rules_for_gnupg_stanzas(keys, tmp_path):
+    """The capture filter keeps every GnuPG length (a real packet's among them) and, for a
+    GnuPG-only stanza, drops what is too short to be GnuPG data before Python sees it."""
+    from spa_lite.server import lengths
+    sts, _ = prepared(tmp_path, stanza(keys))
+    rules = lengths.payload_rules(sts)
+    w = send_t(keys, keys.alice)
+    assert lengths.accepts(rules, len(w), w.encode()[0])
+    assert not lengths.accepts(rules, 200, ord("8"))
+    both, _ = prepared(tmp_path, stanza(keys, "KEY_BASE64 %s\n" % KEY_B64, hmac=True))
+    rules = lengths.payload_rules(both)
+    assert lengths.accepts(rules, len(w), w.encode()[0])
+    from spa_lite.core import message, wire
+    m = message.SpaMessage("1234567890123456", "u", 1700000000, 1, "10.213.80.2,tcp/22")
+    rij = wire.build(m, base64.b64decode(KEY_B64), bytes(8), "cbc",
+                     base64.b64decode(HMAC_KEY_B64))
+    assert lengths.accepts(rules, len(rij), rij.encode()[0])

@@ -87,8 +87,10 @@ def test_rijndael_rule_is_exactly_the_wire_lengths(hmac_type):
 
 def test_a_gnupg_stanza_widens_the_filter_and_no_stanza_closes_it():
     any_len = lengths.payload_rules([stanza("sha256"), stanza(gpg=True)])
-    assert all(lengths.accepts(any_len, n) for n in range(140, 1501))
+    assert all(lengths.accepts(any_len, n) for n in range(400, 1501))   # every GnuPG length
     assert not lengths.accepts(any_len, 139) and not lengths.accepts(any_len, 1501)
+    gpg_only = lengths.payload_rules([stanza(gpg=True)])
+    assert not any(lengths.accepts(gpg_only, n) for n in range(140, 400))  # too short for GnuPG
     assert lengths.payload_rules([]) == []
     assert not passes(programs([]), b"8" * 183)
     merged = lengths.payload_rules([stanza("sha256"), stanza("sha256", cmd_exec=True),

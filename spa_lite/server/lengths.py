@@ -11,8 +11,8 @@ exactly the set of lengths of '='-stripped base64 over a multiple of 16 bytes, m
 stripped or appended (see rijndael_rule); with ``first`` (bytes) the payload's first byte
 must be one of those.
 
-A stanza kind that is not Rijndael (GnuPG) answers with a plain range: add its own branch to
-stanza_rules when its lengths are known more precisely.
+A GnuPG stanza accepts the GnuPG lengths (400 or more, any first character: it depends on
+the server key's size); another kind would answer with a plain range.
 """
 
 from spa_lite.core import limits
@@ -46,8 +46,16 @@ def rijndael_rule(hmac_type, cmd_exec: bool = False) -> tuple:
 
 def stanza_rules(st) -> list:
     """The rules one access stanza can accept (a list, so a stanza kind may give several)."""
-    if getattr(st, "key", None) is None or getattr(st, "gpg", False):
-        return [ANY]                       # GnuPG or unknown: no modular constraint known
+    if getattr(st, "gpg", False):
+        # GnuPG data is MIN_GNUPG_MSG_SIZE or longer (policy.decide sends only those to gpg);
+        # a stanza may also hold a Rijndael key for the shorter ones
+        rules = [(limits.MIN_GNUPG_MSG_SIZE, limits.MAX_SPA_PACKET_LEN, None, None)]
+        if getattr(st, "key", None) is not None:
+            rules.append(rijndael_rule(st.hmac_type if st.hmac_key is not None else None,
+                                       st.enable_cmd_exec))
+        return rules
+    if getattr(st, "key", None) is None:
+        return [ANY]                       # unknown kind: no constraint known
     return [rijndael_rule(st.hmac_type if st.hmac_key is not None else None,
                           st.enable_cmd_exec)]
 
