@@ -22,7 +22,7 @@ from ..common import (BenchError, KNOCK_PORT_BASE, Missing, REPO, SPA_PORT, SRV_
                       make_result, say, stop, tail)
 from ..cpurun import spa_lite_counts
 from ..lab import CLI_DEV, JUNK_SENDER, Lab, read_line, start_fwknopd_live, start_spa_lite_live
-from ..packets import write_private
+from ..live import write_pool
 
 ORDER = 55
 NAMES = ("gpg_flood_legit_granted",)
@@ -166,8 +166,8 @@ def run(ctx) -> list:
     runs = []
     try:
         for server in servers:
-            pool = write_private(ctx.path("gpg-junk-%s.txt" % server.short), "\n".join(
-                _junk(server).decode() for _ in range(GPG_JUNK_POOL)) + "\n")
+            pool = write_pool(ctx.path("gpg-junk-%s.txt" % server.short),
+                              [_junk(server) for _ in range(GPG_JUNK_POOL)])
             sl = session(ctx, "spa-lite", gpgkeys, server, client, pool, seconds)
             fw = None
             if ctx.tools["fwknopd"] and ctx.tools["iptables"]:
