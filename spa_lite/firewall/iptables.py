@@ -16,7 +16,7 @@ import shutil
 
 from spa_lite.firewall.base import Backend, FirewallError
 from spa_lite.firewall.run import run
-from spa_lite.server.model import Grant
+from spa_lite.grant import Grant
 
 EXP_RE = re.compile(r"_exp_(\d+)")
 CHAINS = (("filter", "INPUT", "FWKNOP_INPUT"), ("filter", "FORWARD", "FWKNOP_FORWARD"),

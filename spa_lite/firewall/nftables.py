@@ -22,7 +22,7 @@ import shutil
 
 from spa_lite.firewall.base import Backend, FirewallError
 from spa_lite.firewall.run import run
-from spa_lite.server.model import Grant
+from spa_lite.grant import Grant
 
 TABLE = "spa_lite"
 MIN_TIMEOUT = 1

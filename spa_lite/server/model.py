@@ -1,13 +1,15 @@
 """Plain data passed between the server's stages (no I/O), and the address forms they carry.
 
 Candidate: one payload seen on the wire, with the addresses it came with.
-Grant:     what to open for whom and until when (the firewall backends' input).
+Grant:     what to open for whom and until when (lives in spa_lite.grant, below the
+           server and the firewall backends, which both use it).
 Decision:  the verdict on one candidate, with the reason a router admin reads in the log.
 """
 
 import socket
 
 from spa_lite.core.fields import parse_ipv4
+from spa_lite.grant import Grant  # noqa: F401  (re-exported: the policy builds grants)
 
 VERDICT_GRANT = "grant"        # access granted (or would be, in --test mode)
 VERDICT_COMMAND = "command"    # a command message was run (ENABLE_CMD_EXEC)
@@ -118,42 +120,6 @@ def _text(packed: bytes) -> str:
 def address_text(source_id) -> str:
     """Text form of a Candidate.source_id."""
     return _text(source_id) if isinstance(source_id, bytes) else source_id
-
-
-class Grant:
-    """Open ``ports`` (list of (proto, port)) to ``address`` until ``expires`` (Unix time).
-
-    NAT grants carry ``nat_ip``/``nat_port`` (DNAT target) and ``kind``: ``access``,
-    ``nat`` (forward through the router), ``local_nat`` (redirect to a local port, the
-    "ghost service"), ``forward_all``. ``snat``/``masquerade`` ask for source NAT too.
-    """
-
-    __slots__ = ("address", "ports", "expires", "kind", "nat_ip", "nat_port", "snat",
-                 "masquerade", "dnat", "stanza", "user", "dst")
-
-    def __init__(self, address: str, ports, expires: int, kind: str = "access", nat_ip=None,
-                 nat_port=None, snat=None, masquerade: bool = False, dnat: bool = True,
-                 stanza: int = 0, user: str = "", dst=None) -> None:
-        self.address = address
-        self.ports = list(ports)
-        self.expires = expires
-        self.kind = kind
-        self.nat_ip = nat_ip
-        self.nat_port = nat_port
-        self.snat = snat
-        self.masquerade = masquerade
-        self.dnat = dnat
-        self.stanza = stanza
-        self.user = user
-        self.dst = dst
-
-    def key(self) -> tuple:
-        """Identity of a grant apart from its expiry: a re-knock with the same key extends."""
-        return (self.address, tuple(self.ports), self.kind, self.nat_ip, self.nat_port,
-                self.snat, self.masquerade, self.dnat, self.dst)
-
-    def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.__slots__}
 
 
 class Decision:
