@@ -264,14 +264,39 @@ def _fill_server(v) -> None:
     v.add_argument("-t", "--test", action="store_true",
                    help="decide and log, never touch the firewall nor write the digest file "
                         "(its replay floor still applies)")
-    v.add_argument("-C", "--packet-limit", type=int, metavar="N", help="exit after N packets")
+    v.add_argument("-C", "--packet-limit", type=_count, metavar="N",
+                   help="exit after N packets (0: no limit)")
     v.add_argument("-f", "--foreground", action="store_true", help="log to stderr instead of syslog")
     v.add_argument("-d", "--digest-file", metavar="FILE", help="replay digest file (DIGEST_FILE)")
     v.add_argument("-D", "--dump-config", action="store_true", help="print the effective configuration")
     v.add_argument("-p", "--pid-file", metavar="FILE", help="write the process id here")
     v.add_argument("--json", action="store_true", help="one JSON object per examined packet on stdout")
-    v.add_argument("--fw-list", action="store_true", help="show live grants with remaining time, then exit")
-    v.add_argument("--fw-flush", action="store_true", help="remove everything spa-lite added, then exit")
+    v.add_argument("-v", "--verbose", action="store_true",
+                   help="one more log line per decision: the stanzas tried and why each failed")
+    v.add_argument("--fw-list", action="store_true",
+                   help="show live grants with remaining time (with --json: one JSON object), "
+                        "then exit")
+    v.add_argument("--fw-revoke", metavar="ADDR",
+                   help="revoke every live grant for source ADDR, then exit (a running daemon "
+                        "keeps it revoked)")
+    v.add_argument("--fw-flush", action="store_true",
+                   help="revoke every live grant, then exit; PROTECT_PORTS stays")
+    v.add_argument("--all", action="store_true",
+                   help="with --fw-flush: also remove PROTECT_PORTS and every table, chain and "
+                        "set spa-lite added (stop the daemon first)")
+
+
+def _count(text: str) -> int:
+    """argparse type for counts: a whole number, 0 or more."""
+    import argparse
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError("must be a whole number, 0 or more, not %r" % text)
+    return n
+
 
 def _fill_migrate(m) -> None:
     m.add_argument("--from-uci", metavar="FILE", help="fwknopd's uci file (/etc/config/fwknopd)")

@@ -122,11 +122,24 @@ def test_reknock_extends_and_fw_list_and_flush(lab, tmp_path):
     assert int(listing.split("expires in ")[1].split()[0]) > 50
     srv.p.terminate()
     srv.p.wait(5)
-    out = lab.run(lab.srv, sys.executable, "-m", "spa_lite", "server", "-c", str(tmp_path / "s.conf"),
-                  "-a", str(tmp_path / "s-access.conf"), "--fw-flush", env=ENV).stdout
-    assert "removed" in out
+    assert lab.tcp_connect(lab.cli, SRV_IP, PORT, 0.5)          # the grant outlives the stop
+    out = admin(lab, tmp_path, "--fw-flush").stdout
+    assert "removed every grant" in out
+    # the grant is gone, the protection is not: the client and a stranger are both refused
+    assert not lab.tcp_connect(lab.cli, SRV_IP, PORT, 0.5), "flush left the grant"
+    assert not lab.tcp_connect(lab.oth, SRV_IP2, PORT, 0.5), "flush unhid the protected port"
+    assert "no live grants" in admin(lab, tmp_path, "--fw-list").stdout
+    out = admin(lab, tmp_path, "--fw-flush", "--all").stdout
+    assert "everything" in out
     assert "spa_lite" not in lab.run(lab.srv, "nft", "list", "tables").stdout
-    assert lab.tcp_connect(lab.cli, SRV_IP, PORT, 0.5)          # no spa-lite drop any more
+    assert lab.tcp_connect(lab.oth, SRV_IP2, PORT, 0.5)          # no spa-lite drop any more
+
+
+def admin(lab, tmp_path, *args, name="s", check=True):
+    """``spa-lite server -c .. -a .. ARGS`` in the server namespace (an admin action)."""
+    return lab.run(lab.srv, sys.executable, "-m", "spa_lite", "server", "-c",
+                   str(tmp_path / (name + ".conf")), "-a", str(tmp_path / (name + "-access.conf")),
+                   *args, env=ENV, check=check)
 
 
 def test_local_nat_ghost_service(lab, tmp_path):

@@ -10,8 +10,30 @@ class FirewallError(Exception):
     """A firewall change failed; the message includes the command and its stderr."""
 
 
+class Snapshot:
+    """What the daemon's watch sees of spa-lite's objects in the kernel, in one look.
+
+    ``marker``: an identity of the objects spa-lite created (table and set handles, the jump
+    rules) that a firewall reload or restart changes or removes; None when they are gone.
+    ``protected``: the PROTECT_PORTS drop and the rules that use the grant sets are intact.
+    ``present``: backend-specific identities of the grant elements/rules in the kernel, for
+    ``Backend.has``. A grant missing while the marker is unchanged was revoked by an admin
+    (``--fw-revoke``, ``--fw-flush``, ``nft delete element``); one missing after the marker
+    changed was lost in a reload and is put back."""
+
+    __slots__ = ("marker", "protected", "present")
+
+    def __init__(self, marker, protected: bool, present) -> None:
+        self.marker = marker
+        self.protected = protected
+        self.present = present
+
+
 class Backend:
-    """Base class: ``name`` plus the six operations the daemon uses."""
+    """Base class: ``name`` plus the operations the daemon and the CLI use.
+
+    Grants and protection are different things: ``flush()`` removes grants and leaves the
+    PROTECT_PORTS drop, ``flush(everything=True)`` removes all that spa-lite added."""
 
     name = "base"
     #: True when the kernel removes expired grants itself (nft set timeouts), so the daemon
@@ -35,17 +57,26 @@ class Backend:
         raise NotImplementedError
 
     def list(self, now: int) -> list:
-        """Live grants as the firewall knows them (for --fw-list and restore)."""
-        return []
+        """Live grants as the firewall knows them (for --fw-list and adoption at start).
+        Raises FirewallError when it cannot look: "no grants" must mean none."""
+        raise FirewallError("the %s backend cannot list grants" % self.name)
 
-    def flush(self) -> None:
-        """Remove everything this backend added."""
+    def flush(self, everything: bool = False) -> None:
+        """Remove every grant; with ``everything``, also the protection, chains and tables."""
+        raise FirewallError("the %s backend cannot flush grants" % self.name)
 
-    def restore(self, grants, now: int) -> None:
-        """Re-add live grants after the firewall was reloaded underneath us."""
-        for g in grants:
-            if g.expires > now:
-                self.grant(g, now, None)
+    def revoke_address(self, address: str, now: int) -> list:
+        """Remove every live grant for ``address`` (a strict IP literal); returns them."""
+        raise FirewallError("the %s backend cannot revoke grants" % self.name)
+
+    def inspect(self, now: int):
+        """A Snapshot of spa-lite's objects in the kernel, or None if this backend cannot be
+        watched (then a firewall reload is not noticed until the next start or SIGHUP)."""
+        return None
+
+    def has(self, snapshot, grant) -> bool:
+        """Whether ``grant`` is fully present in ``snapshot``."""
+        return True
 
 
 class NullBackend(Backend):
@@ -66,3 +97,6 @@ class NullBackend(Backend):
 
     def revoke(self, grant) -> None:
         self.revoked.append(grant)
+
+    def list(self, now: int) -> list:
+        return []

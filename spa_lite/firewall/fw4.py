@@ -21,7 +21,7 @@ live grants with their remaining time within a few seconds.
 import json
 import shutil
 
-from spa_lite.firewall.base import FirewallError
+from spa_lite.firewall.base import FirewallError, Snapshot
 from spa_lite.firewall.nftables import NftablesBackend
 from spa_lite.firewall.run import run
 
@@ -101,10 +101,42 @@ class Fw4Backend(NftablesBackend):
                                     "supported" % g.kind)
         return out
 
-    def flush(self) -> None:
-        """Empty our sets; the table and its rules belong to fw4."""
-        for name in self.SETS.values():
+    def _table_json(self):
+        """Only our sets: listing all of ``inet fw4`` every few seconds would cost a router
+        far more. A missing set is left out (inspect then reports the marker gone)."""
+        objects = []
+        for key, name in self.SETS.items():
+            kind = "map" if key.startswith("dnat") else "set"
             try:
-                run([self.nft, "flush", "set", "inet", "fw4", name])
+                out = run([self.nft, "-j", "list", kind, "inet", "fw4", name])
+            except FirewallError as exc:
+                if "No such file" in str(exc):
+                    continue
+                raise
+            try:
+                objects += json.loads(out).get("nftables", [])
+            except ValueError:
+                raise FirewallError("nft -j list %s inet fw4 %s: output is not JSON" % (kind, name))
+        return objects
+
+    def inspect(self, now: int):
+        """The marker is the handles of our sets: ``fw4 reload`` keeps them (and the
+        elements), ``service firewall restart`` makes new, empty ones."""
+        objects = self._table_json()
+        handles = tuple(sorted((o.get("set") or o.get("map")).get("handle", 0) for o in objects
+                               if "set" in o or "map" in o))
+        if len(handles) < len(self.SETS):
+            return Snapshot(None, False, set())
+        sets = self._grant_sets(objects)
+        present = {(name, key) for name, elems in sets.items() for key, _, _ in elems}
+        return Snapshot(handles, True, present)
+
+    def flush(self, everything: bool = False) -> None:
+        """Empty our sets; the table and its rules belong to fw4 (so ``everything`` is the
+        same: there is no spa-lite protection to remove)."""
+        for key, name in self.SETS.items():
+            try:
+                run([self.nft, "flush", "map" if key.startswith("dnat") else "set", "inet",
+                     "fw4", name])
             except FirewallError:
                 pass

@@ -11,10 +11,11 @@ PROTECT_PORTS adds chain SPA_LITE_PROTECT (jumped to right after FWKNOP_INPUT) t
 new connections to those ports.
 """
 
+import ipaddress
 import re
 import shutil
 
-from spa_lite.firewall.base import Backend, FirewallError
+from spa_lite.firewall.base import Backend, FirewallError, Snapshot
 from spa_lite.firewall.run import run
 from spa_lite.grant import Grant
 
@@ -35,6 +36,7 @@ class IptablesBackend(Backend):
         self.flush_at_init = flush_at_init
         self.tools = tools
         self.nft = tools[0]          # named like the nft backend's tool for error messages
+        self._set_up = False         # a later setup (watch, SIGHUP) keeps the live grants
 
     def available(self) -> bool:
         return shutil.which(self.tools[0]) is not None and shutil.which(self.tools[0] + "-restore") is not None
@@ -59,8 +61,8 @@ class IptablesBackend(Backend):
                     lines.append(":%s - [0:0]" % chain)
                 if "-A %s -j %s" % (builtin, chain) not in existing:
                     lines.append("-I %s 1 -j %s" % (builtin, chain))
-                if self.flush_at_init:
-                    lines.append("-F %s" % chain)
+                if self.flush_at_init and not self._set_up:
+                    lines.append("-F %s" % chain)   # FLUSH_IPT_AT_INIT: only at the start
                 self._restore(tool, table, lines)
             if self.protect_ports:
                 existing = run([tool, "-t", "filter", "-S"])
@@ -72,9 +74,10 @@ class IptablesBackend(Backend):
                 for proto, port in self.protect_ports:
                     lines.append("-A %s -p %s --dport %d -j DROP" % (PROTECT, proto, port))
                 self._restore(tool, "filter", lines)
-        if not self.flush_at_init:
+        if not self.flush_at_init and not self._set_up:
             import time
             self.expire_rules(int(time.time()))
+        self._set_up = True
 
     def _tool(self, addr: str) -> str:
         return self.tools[1] if ":" in addr else self.tools[0]
@@ -150,30 +153,101 @@ class IptablesBackend(Backend):
                 n += len(dead)
         return n
 
+    def _listing(self, tool: str, table: str, chain=None) -> str:
+        """``-S`` output; "" when the chain does not exist; FirewallError when it cannot look
+        (not root, no such table module)."""
+        try:
+            return run([tool, "-t", table, "-S"] + ([chain] if chain else []))
+        except FirewallError as exc:
+            if chain and ("No chain" in str(exc) or "does not exist" in str(exc)):
+                return ""
+            raise
+
     def list(self, now: int) -> list:
         out = []
         for tool in self._families():
-            try:
-                listing = run([tool, "-t", "filter", "-S", "FWKNOP_INPUT"])
-            except FirewallError:
-                continue
-            for l in listing.splitlines():
+            for l in self._listing(tool, "filter", "FWKNOP_INPUT").splitlines():
                 m = re.search(r"-s (\S+?)(?:/\d+)? -p (\w+) .*--dport (\d+) .*_exp_(\d+)", l)
                 if m and int(m.group(4)) > now:
                     out.append(Grant(m.group(1), [(m.group(2), int(m.group(3)))], int(m.group(4))))
         return out
 
-    def flush(self) -> None:
+    def _tables(self):
+        return ("filter", "nat") if self.nat else ("filter",)
+
+    def inspect(self, now: int):
+        """The jumps from the built-in chains are the marker: a reload (``iptables -F``,
+        ``iptables-restore`` of a saved file, ufw or netfilter-persistent) removes them, while
+        an admin who deletes a grant rule or flushes FWKNOP_INPUT leaves them in place."""
+        jumps, present, protected = [], set(), True
+        for tool in self._families():
+            text = "\n".join(self._listing(tool, t) for t in self._tables())
+            lines = set(text.splitlines())
+            for _, builtin, chain in self._chains():
+                jumps.append("-A %s -j %s" % (builtin, chain) in lines)
+            if self.protect_ports:
+                protected = protected and "-A INPUT -j %s" % PROTECT in lines and all(
+                    "-A %s -p %s -m %s --dport %d -j DROP" % (PROTECT, proto, proto, port) in lines
+                    for proto, port in self.protect_ports)
+            present.update(filter(None, (_ident(l) for l in lines)))
+        marker = "jumps" if jumps and all(jumps) else None
+        return Snapshot(marker, protected and marker is not None, present)
+
+    def has(self, snapshot, g) -> bool:
+        return all(_ident("-A " + r) in snapshot.present for _, r in self._rules(g))
+
+    def revoke_address(self, address: str, now: int) -> list:
+        """Delete every grant rule for ``address`` in spa-lite's chains (one batch per table)."""
+        tool = self._tool(address)
+        if tool not in self._families():
+            return []
+        want = _addr(address)
+        grants = [g for g in self.list(now) if _addr(g.address) == want and tool == self._tool(g.address)]
+        found = False
+        for table, _, chain in self._chains():
+            dead = [l[3:] for l in self._listing(tool, table, chain).splitlines()
+                    if l.startswith("-A ") and _ident(l) and _ident(l)[1] == want]
+            found = found or bool(dead)
+            self._restore(tool, table, ["-D " + d for d in dead])
+        return grants if found else []
+
+    def flush(self, everything: bool = False) -> None:
+        """Empty spa-lite's chains (grants); ``everything``: also remove the chains, the
+        jumps and the PROTECT_PORTS drop."""
         for tool in self._families():
             for table, builtin, chain in CHAINS:
-                for argv in ([tool, "-t", table, "-D", builtin, "-j", chain],
-                             [tool, "-t", table, "-F", chain], [tool, "-t", table, "-X", chain]):
+                steps = [[tool, "-t", table, "-F", chain]]
+                if everything:
+                    steps = [[tool, "-t", table, "-D", builtin, "-j", chain]] + steps + \
+                        [[tool, "-t", table, "-X", chain]]
+                for argv in steps:
                     try:
                         run(argv)
                     except FirewallError:
                         pass
+            if not everything:
+                continue
             for argv in ([tool, "-D", "INPUT", "-j", PROTECT], [tool, "-F", PROTECT], [tool, "-X", PROTECT]):
                 try:
                     run(argv)
                 except FirewallError:
                     pass
+
+
+def _addr(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return text
+
+
+def _ident(line: str):
+    """(chain, source, dport or None, expiry) of a grant rule in ``-S`` form or as this
+    backend writes it, or None for other rules: both spellings give the same tuple."""
+    m = EXP_RE.search(line)
+    if not line.startswith("-A ") or not m:
+        return None
+    src = re.search(r"-s (\S+?)(?:/\d+)? ", line)
+    port = re.search(r"--dport (\d+)", line)
+    return (line.split()[1], _addr(src.group(1)) if src else None,
+            int(port.group(1)) if port else None, int(m.group(1)))

@@ -17,10 +17,11 @@ for the hidden port; FORWARD_ALL forwards everything from the client (the SPA ga
 Source NAT is added with masquerade when the grant asks for it.
 """
 
+import ipaddress
 import json
 import shutil
 
-from spa_lite.firewall.base import Backend, FirewallError
+from spa_lite.firewall.base import Backend, FirewallError, Snapshot
 from spa_lite.firewall.run import run
 from spa_lite.grant import Grant
 
@@ -157,46 +158,145 @@ class NftablesBackend(Backend):
             except FirewallError:
                 pass        # already expired in the kernel
 
-    def list(self, now: int) -> list:
-        """Live access grants from the kernel's sets, with their remaining time."""
-        out = []
-        for fam in ("4", "6"):
-            try:
-                data = json.loads(run([self.nft, "-j", "list", "set", "inet", self.table,
-                                       self.SETS["allow" + fam]]))
-            except (FirewallError, ValueError):
+    # -- reading the kernel
+    def _table_json(self):
+        """The table's objects from ``nft -j``; [] when the table does not exist."""
+        try:
+            out = run([self.nft, "-j", "list", "table", "inet", self.table])
+        except FirewallError as exc:
+            if "No such file or directory" in str(exc):
+                return []
+            raise
+        try:
+            return json.loads(out).get("nftables", [])
+        except ValueError:
+            raise FirewallError("nft -j list table inet %s: output is not JSON" % self.table)
+
+    def _grant_sets(self, objects):
+        """{our purpose name: [(key parts, value parts or None, seconds left)]} for the grant
+        sets and maps found in ``objects`` (a list from ``nft -j``)."""
+        by_name = {v: k for k, v in self.SETS.items()}
+        out = {}
+        for obj in objects:
+            body = obj.get("set") or obj.get("map")
+            if not body or body.get("name") not in by_name:
                 continue
-            for item in data.get("nftables", []):
-                for e in item.get("set", {}).get("elem", []):
-                    elem = e.get("elem", e)
-                    addr, proto, port = elem["val"]["concat"]
-                    out.append(Grant(addr, [(proto, int(port))], now + int(elem.get("expires", 0))))
+            elems = out.setdefault(by_name[body["name"]], [])
+            for e in body.get("elem", []):
+                value = None
+                if isinstance(e, list):            # a map element: [key, value]
+                    e, value = e[0], _parts(e[1])
+                inner = e.get("elem", e) if isinstance(e, dict) else e
+                val = inner.get("val", inner) if isinstance(inner, dict) and "val" in inner else inner
+                left = inner.get("expires", 0) if isinstance(inner, dict) else 0
+                elems.append((_parts(val), value, int(left)))
         return out
 
-    def check(self, grants, now: int) -> list:
-        """Re-add live grants after the firewall lost them (fw4 restart, nft flush ruleset).
+    def list(self, now: int) -> list:
+        """Live grants from the kernel's sets with their remaining time: one per allowed
+        (address, proto, port), one per NAT mapping, one per forward-all address."""
+        return self._grants_from(self._grant_sets(self._table_json()), now)
 
-        Grants in the allow sets are looked up; if any is missing, the table was rebuilt
-        under us, so everything live (NAT grants too) is put back with its remaining time.
-        Returns the grants re-added."""
-        live = [g for g in grants if g.expires > now + MIN_TIMEOUT]
-        present = {(g.address, g.ports[0]) for g in self.list(now)}
+    def _grants_from(self, sets, now: int) -> list:
+        out = []
+        for fam in ("4", "6"):
+            for key, _, left in sets.get("allow" + fam, []):
+                addr, proto, port = key
+                out.append(Grant(addr, [(proto, int(port))], now + left))
+            for key, value, left in sets.get("dnat" + fam, []):
+                addr, proto, port = key
+                nat_ip, nat_port = value
+                out.append(Grant(addr, [(proto, int(port))], now + left, "nat", nat_ip,
+                                 int(nat_port)))
+            for key, _, left in sets.get("fwdall" + fam, []):
+                out.append(Grant(key[0], [], now + left, "forward_all", "0.0.0.0"))
+        return out
 
-        def missing(g):
-            if g.kind == "nat" or not g.ports:
-                return False          # not visible in the allow sets
-            port = g.nat_port if g.kind == "local_nat" else g.ports[0][1]
-            return (g.address, (g.ports[0][0], port)) not in present
-        if not any(missing(g) for g in live):
-            return []
-        self.setup()
-        for g in live:
-            self.grant(g, now)
-        return live
+    def inspect(self, now: int):
+        objects = self._table_json()
+        handles = tuple(sorted((k, o[k].get("name"), o[k].get("handle")) for o in objects
+                               for k in ("table", "set", "map") if k in o))
+        if not any(h[0] == "table" for h in handles):
+            return Snapshot(None, False, set())
+        sets = self._grant_sets(objects)
+        present = {(name, key) for name, elems in sets.items() for key, _, _ in elems}
+        rules, protect = {}, set()
+        for o in objects:
+            if "rule" in o:
+                rules[o["rule"].get("chain")] = rules.get(o["rule"].get("chain"), 0) + 1
+            elif "set" in o and o["set"].get("name") == "protect":
+                protect = {tuple(_parts(e)) for e in o["set"].get("elem", [])}
+        want = {tuple(_parts_text("%s . %d" % p)) for p in self.protect_ports}
+        return Snapshot(handles, rules == self._rule_counts() and protect == want, present)
 
-    def flush(self) -> None:
+    def _rule_counts(self) -> dict:
+        counts = {}
+        for line in self.ruleset().splitlines():
+            if line.startswith("add rule "):
+                chain = line.split()[4]
+                counts[chain] = counts.get(chain, 0) + 1
+        return counts
+
+    def has(self, snapshot, g) -> bool:
+        return all((name, tuple(_parts_text(key))) in snapshot.present
+                   for name, key, _ in self._elements(g))
+
+    # -- admin operations
+    def revoke_address(self, address: str, now: int) -> list:
+        """Delete every element for ``address`` in one transaction (retried once if an element
+        expired in between); returns the grants that were live."""
+        want = _norm(address)
+        for attempt in (1, 2):
+            sets = self._grant_sets(self._table_json())
+            mine = {name: [e for e in elems if e[0] and e[0][0] == want]
+                    for name, elems in sets.items()}
+            lines = ["delete element inet %s %s { %s }" % (self.table, self.SETS[name],
+                                                           " . ".join(e[0]))
+                     for name, elems in mine.items() for e in elems]
+            if not lines:
+                return []
+            try:
+                self._apply("\n".join(lines) + "\n")
+                return self._grants_from(mine, now)
+            except FirewallError:
+                if attempt == 2:
+                    raise
+
+    def flush(self, everything: bool = False) -> None:
+        """Empty the grant sets (PROTECT_PORTS stays); ``everything``: delete the table."""
+        if everything:
+            try:
+                run([self.nft, "delete", "table", "inet", self.table])
+            except FirewallError as exc:
+                if "No such file" not in str(exc):
+                    raise
+            return
+        present = {o.get("set", o.get("map", {})).get("name") for o in self._table_json()}
+        lines = ["flush %s inet %s %s" % ("map" if key.startswith("dnat") else "set", self.table,
+                                          name)
+                 for key, name in self.SETS.items() if name in present]
+        if lines:
+            self._apply("\n".join(lines) + "\n")
+
+
+def _norm(text: str) -> str:
+    """One text form per element part: addresses canonical (nft prints IPv6 compressed),
+    everything else as nft prints it."""
+    if ":" in text or text.count(".") == 3:
         try:
-            run([self.nft, "delete", "table", "inet", self.table])
-        except FirewallError as exc:
-            if "No such file" not in str(exc):
-                raise
+            return str(ipaddress.ip_address(text))
+        except ValueError:
+            pass
+    return text
+
+
+def _parts(val) -> tuple:
+    """Key parts of an element as ``nft -j`` shows it (a concat, or one value)."""
+    if isinstance(val, dict) and "concat" in val:
+        return tuple(_norm(str(v)) for v in val["concat"])
+    return (_norm(str(val)),)
+
+
+def _parts_text(key: str) -> tuple:
+    """Key parts of an element as this backend writes it (``a . tcp . 22``)."""
+    return tuple(_norm(p.strip()) for p in key.split(" . "))

@@ -190,29 +190,64 @@ class Ring:
         self.map.close()
 
 
+class BindError(OSError):
+    """A configured listening socket could not be bound: the start stops (exit 2), as
+    fwknopd's ``bind() failed``, instead of serving one address family silently."""
+
+
 class UdpSource:
     """Plain UDP sockets (IPv4 and IPv6) on the SPA port; they never send anything. The
-    destination is recorded as 0.0.0.0 / :: as fwknopd does in UDP-server mode."""
+    destination is recorded as 0.0.0.0 / :: as fwknopd does in UDP-server mode.
+
+    Every configured family must bind. The one exception is a kernel without IPv6 at all
+    (no AF_INET6 sockets, or no IPv6 address to bind ``::``): then IPv4 alone runs and
+    ``warnings`` says so, for the start to log."""
+
+    NO_FAMILY = (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT)
 
     def __init__(self, port: int, bind4: str = "0.0.0.0", bind6: str = "::") -> None:
         self.socks = []
-        errors = []
-        for family, addr in ((socket.AF_INET, bind4), (socket.AF_INET6, bind6)):
+        self.warnings = []
+        names = []
+        for family, addr, name in ((socket.AF_INET, bind4, "IPv4"),
+                                   (socket.AF_INET6, bind6, "IPv6")):
             if addr is None:
                 continue
             try:
                 s = socket.socket(family, socket.SOCK_DGRAM)
+            except OSError as exc:
+                if family == socket.AF_INET6 and exc.errno in self.NO_FAMILY:
+                    self.warnings.append("IPv6 is not available here (%s): listening on UDP "
+                                         "port %d for IPv4 only" % (exc.strerror, port))
+                    continue
+                self.close()
+                raise BindError(exc.errno, "UDP port %d (%s): socket() failed: %s"
+                                % (port, name, exc.strerror))
+            try:
                 if family == socket.AF_INET6:
                     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 _big_rcvbuf(s)
                 s.bind((addr, port))
                 s.setblocking(False)
-                self.socks.append((s, "0.0.0.0" if family == socket.AF_INET else "::"))
             except OSError as exc:
-                errors.append(exc)
+                s.close()
+                if family == socket.AF_INET6 and exc.errno == errno.EADDRNOTAVAIL:
+                    self.warnings.append("IPv6 is not available here (%s): listening on UDP "
+                                         "port %d for IPv4 only" % (exc.strerror, port))
+                    continue
+                self.close()
+                raise BindError(exc.errno, "UDP port %d (%s, %s): bind() failed: %s"
+                                % (port, name, addr, exc.strerror))
+            self.socks.append((s, "0.0.0.0" if family == socket.AF_INET else "::"))
+            names.append(name)
         if not self.socks:
-            raise errors[0]
+            raise BindError(errno.EADDRNOTAVAIL, "UDP port %d: no address family to listen on"
+                            % port)
         self.port = port
+        self.families = "+".join(names)
+
+    def __str__(self) -> str:
+        return "UDP port %d" % self.port
 
     def fileno(self):
         return self.socks[0][0].fileno()

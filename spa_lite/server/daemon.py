@@ -16,11 +16,11 @@ from spa_lite.server.grants import GrantTable
 from spa_lite.server.model import VERDICT_COMMAND, VERDICT_GRANT, VERDICT_PENDING
 from spa_lite.server.policy import decide
 from spa_lite.server.replay import ReplayCache
+from spa_lite.server.watch import FirewallWatch
 
 BATCH = 256           # candidates drained from one source per wakeup
 IDLE_WAKEUP = 60.0    # seconds; the longest wait while something is scheduled (a clock step
                       # on a router without RTC then delays an expiry by at most this)
-WATCH_INTERVAL = 3.0  # seconds between checks that live grants are still in the kernel
 PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1}
 _ACTING = (VERDICT_GRANT, VERDICT_COMMAND)   # the verdicts _act has something to do for
 
@@ -69,8 +69,16 @@ class Daemon:
         self.examined = 0
         self.packet_errors = 0
         self.stopping = False
-        self._last_watch = 0.0
         self._deadline = None    # when run_timers next has work (None: nothing scheduled)
+        self.reload_pending = False
+        self.on_reload = None    # callable(daemon) that re-reads the configuration (SIGHUP)
+        self.watch = FirewallWatch(backend, self.grants, events.note)
+
+    def use_backend(self, backend) -> None:
+        """Switch to ``backend`` (set up already): SIGHUP with new PROTECT_PORTS."""
+        self.backend = self.grants.backend = self.watch.backend = backend
+        if not self.s.test:
+            self.watch.start(self.clock())
 
     # -- one packet
     def handle(self, cand):
@@ -107,6 +115,13 @@ class Daemon:
         try:
             return self.grants.apply(d.grant, now), None
         except FirewallError as exc:
+            if not self.watch.enabled:
+                return None, str(exc)
+        # the firewall may have been reloaded since the last look: heal it, then try again
+        self.watch.check(self.clock())
+        try:
+            return self.grants.apply(d.grant, now), None
+        except FirewallError as exc:
             return None, str(exc)
 
     def _command(self, d, cand, cmdline, now):
@@ -135,23 +150,13 @@ class Daemon:
         return "CMD_CYCLE_OPEN exit %s" % rc, (None if rc == 0 else "command failed: %s" % out)
 
     # -- timers
-    def watch(self, now: float) -> None:
-        """Re-add live grants a firewall reload removed (fw4 restart, nft flush ruleset)."""
-        check = getattr(self.backend, "check", None)
-        if check is None or not self.grants.live or now - self._last_watch < WATCH_INTERVAL:
-            return
-        self._last_watch = now
-        try:
-            for g in check(list(self.grants.live.values()), int(now)):
-                self.events.note("warning", "restored: %s for %s (%d s left) after the firewall "
-                                 "was reloaded" % (",".join("%s/%d" % p for p in g.ports),
-                                                   g.address, g.expires - int(now)))
-        except FirewallError as exc:
-            self.events.note("warning", "could not restore grants: %s" % exc)
-
     def run_timers(self, now: int) -> None:
-        if not self.s.test:
-            self.watch(now)
+        if self.reload_pending:
+            self.reload_pending = False
+            if self.on_reload is not None:
+                self.on_reload(self)
+        if self.watch.due(self.clock()):
+            self.watch.check(self.clock())
         if self.backend.kernel_expiry:
             # the kernel removes expired grants itself: just forget them
             for key, g in list(self.grants.live.items()):
@@ -182,8 +187,10 @@ class Daemon:
         times = [t for t in (self.grants.next_expiry(),
                              min((c[0] for c in self.cycle_closes), default=None),
                              self.events.next_due()) if t is not None]
-        if self.grants.live and not self.s.test and getattr(self.backend, "check", None):
-            times.append(self._last_watch + WATCH_INTERVAL)
+        if self.watch.enabled:        # the firewall watch (none in --test, none for command)
+            times.append(self.watch.next_at())
+        if self.reload_pending:       # SIGHUP arrived during this turn of the loop
+            times.append(0.0)
         return min(times) if times else None
 
     def wake_timers(self) -> None:
@@ -218,6 +225,8 @@ class Daemon:
             " (for %d s more)" % (floor - now) if floor > now else " (already passed)")
 
     def run(self) -> int:
+        if not self.s.test:
+            self.watch.start(self.clock())
         self.load_replay()
         live = list(self.sources)
         handle, limit = self.handle, self.s.packet_limit
@@ -254,12 +263,18 @@ class Daemon:
         return 0
 
     def install_signals(self) -> None:
-        """SIGTERM/SIGINT stop the loop promptly (a self-pipe wakes the poll)."""
+        """SIGTERM/SIGINT stop the loop promptly, SIGHUP asks for a reload at the next turn
+        of the loop (a self-pipe wakes the poll; nothing else runs in the handler)."""
         wake = _Wakeup()
         self.sources.append(wake)
         signal.set_wakeup_fd(wake.w)
 
         def stop(signum, frame):
             self.stopping = True
+
+        def reload(signum, frame):
+            self.reload_pending = True
+            self.wake_timers()
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, reload)

@@ -15,6 +15,7 @@
 """
 
 import json
+import os
 import sys
 
 from spa_lite.server.model import address_text
@@ -43,6 +44,7 @@ class EventSink:
         self._suppressed = {k: 0 for k in LIMITED}   # packets counted instead
         self._sources = {k: {} for k in LIMITED}     # source_id -> count, per kind
         self.counts = {}
+        self.verbose = False              # -v: one more line per decision (stanzas tried)
 
     def decision(self, cand, d, now: float, applied=None, error=None) -> None:
         self.counts[d.verdict] = self.counts.get(d.verdict, 0) + 1
@@ -147,9 +149,20 @@ def _source_text(source_id) -> str:
         return "?"
 
 
-def make_logger(foreground: bool, ident: str = "spa-lite", facility: str = "LOG_DAEMON"):
-    """A ``log(level, text)``: stderr in foreground mode, syslog otherwise."""
-    if foreground:
+SYSLOG_SOCKET = "/dev/log"
+
+
+def make_logger(foreground: bool, ident: str = "spa-lite", facility: str = "LOG_DAEMON",
+                socket_path: str = SYSLOG_SOCKET):
+    """A ``log(level, text)``: stderr in foreground mode, syslog otherwise. Without a syslog
+    socket (a container, a chroot, an early boot) Python's syslog drops every line silently,
+    so the log goes to stderr instead, and its first line says why."""
+    fallback = not foreground and not os.path.exists(socket_path)
+    if foreground or fallback:
+        if fallback:
+            sys.stderr.write("spa-lite[warning]: %s does not exist (no syslog daemon): logging "
+                             "to stderr instead\n" % socket_path)
+
         def log(level, text):
             sys.stderr.write("spa-lite[%s]: %s\n" % (level, text))
             sys.stderr.flush()

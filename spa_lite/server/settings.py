@@ -36,6 +36,7 @@ class Settings:
         self.firewall_type = ""
         self.protect_ports = []
         self.flush_at_exit = False
+        self.flush_ipt_at_exit = True
         self.junk_interval = 60
         self.access_files = []
         self.uci_file = None
@@ -74,6 +75,18 @@ def load(args) -> Settings:
                                                        conf.where["PCAP_FILTER"])
     s.udp_port = conf.number("UDPSERV_PORT", 1, 65535)
     s.any_direction = conf.flag("ENABLE_PCAP_ANY_DIRECTION") or bool(args.pcap_any_direction)
+    if args.pcap_any_direction:
+        conf.set("ENABLE_PCAP_ANY_DIRECTION", "Y", "--pcap-any-direction")
+    if args.pcap_file:
+        conf.set("PCAP_FILE", args.pcap_file, "--pcap-file")
+    if args.udp_server:
+        conf.set("ENABLE_UDP_SERVER", "Y", "-U/--udp-server")
+    if args.digest_file:
+        conf.set("DIGEST_FILE", args.digest_file, "-d/--digest-file")
+    if args.access_file:
+        conf.set("ACCESS_FILE", args.access_file, "-a/--access-file")
+    if args.access_folder:
+        conf.set("ACCESS_FOLDER", args.access_folder, "--access-folder")
     s.pcap_file = args.pcap_file or conf.get("PCAP_FILE") or None
     if s.pcap_file:
         s.capture = "pcap"
@@ -96,6 +109,7 @@ def load(args) -> Settings:
     pp = conf.get("PROTECT_PORTS").strip()
     s.protect_ports = config.parse_port_list(pp, conf.where["PROTECT_PORTS"], "PROTECT_PORTS") if pp else []
     s.flush_at_exit = conf.flag("FLUSH_AT_EXIT")
+    s.flush_ipt_at_exit = conf.flag("FLUSH_IPT_AT_EXIT")
     s.junk_interval = conf.number("LOG_JUNK_INTERVAL", 1, 86400)
     guard = conf.get("REPLAY_GUARD_AFTER_STATE_LOSS").strip().lower()
     if guard == "start":
