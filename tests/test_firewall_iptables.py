@@ -81,7 +81,7 @@ def test_crash_leaves_rules_that_the_next_start_removes(lab, tmp_path):
     srv = start(lab, tmp_path, "FLUSH_IPT_AT_INIT N;\n", timeout=2)
     spa_send(lab, lab.cli, "-A", "tcp/%d" % PORT, "-a", CLI_IP, "-D", SRV_IP, *KEYS)
     assert wait_until(lambda: lab.tcp_connect(lab.cli, SRV_IP, PORT, 0.3), 1.0)
-    lab.run(lab.srv, "pkill", "-9", "-f", "spa_lite server", check=False)
+    srv.p.send_signal(signal.SIGKILL)    # ip netns exec execs the daemon: this is its pid
     srv.p.wait(5)
     time.sleep(3)                                   # past expiry, but nobody removed the rule
     assert "_exp_" in rules(lab) and lab.tcp_connect(lab.cli, SRV_IP, PORT, 0.3)
