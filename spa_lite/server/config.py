@@ -281,11 +281,11 @@ def _set_stanza(st: Stanza, kw: str, value: str, where: str, warnings: list) -> 
         elif kw == "KEY":
             st.key = value.encode()
         elif kw == "KEY_BASE64":
-            st.key = b64decode_key(value, "%s: KEY_BASE64" % where)
+            st.key = b64decode_key(value, "the value")
         elif kw == "HMAC_KEY":
             st.hmac_key = value.encode()
         elif kw == "HMAC_KEY_BASE64":
-            st.hmac_key = b64decode_key(value, "%s: HMAC_KEY_BASE64" % where)
+            st.hmac_key = b64decode_key(value, "the value")
         elif kw == "HMAC_DIGEST_TYPE":
             st.hmac_type = digest_name(value)
         elif kw == "ENCRYPTION_MODE":

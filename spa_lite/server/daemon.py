@@ -89,13 +89,14 @@ class Daemon:
                 if un is not None:
                     cand.payload, cand.xff = un
             inow = int(now)
-            d = decide(cand, self.s.stanzas, self.s.policy, self.replay, inow)
+            trace = [] if self.events.verbose else None
+            d = decide(cand, self.s.stanzas, self.s.policy, self.replay, inow, trace)
             if d.verdict == VERDICT_PENDING:    # gpg is running: decided again when it is done
                 return d
             applied = error = None
             if d.verdict in _ACTING:            # junk, replays and rejects change nothing
                 applied, error = self._act(cand, d, inow)
-            self.events.decision(cand, d, now, applied, error)
+            self.events.decision(cand, d, now, applied, error, trace)
             change = self.replay.status_change()
             if change:
                 self.events.note(*change)

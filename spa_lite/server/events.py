@@ -46,7 +46,7 @@ class EventSink:
         self.counts = {}
         self.verbose = False              # -v: one more line per decision (stanzas tried)
 
-    def decision(self, cand, d, now: float, applied=None, error=None) -> None:
+    def decision(self, cand, d, now: float, applied=None, error=None, trace=None) -> None:
         self.counts[d.verdict] = self.counts.get(d.verdict, 0) + 1
         if self.json_out is not None:
             obj = {
@@ -64,12 +64,15 @@ class EventSink:
                 obj["applied"] = applied
             if error:
                 obj["error"] = error
+            if trace:
+                obj["tried"] = trace
             self.json_out.write(json.dumps(obj, sort_keys=True) + "\n")
             self.json_out.flush()
             return
         if d.verdict in ("junk", "replay"):
-            self._limited(d.verdict, "warning" if d.verdict == "replay" else "info", cand,
-                          d.reason, now)
+            if self._limited(d.verdict, "warning" if d.verdict == "replay" else "info", cand,
+                             d.reason, now) and trace:
+                self._tried(cand, trace)
             return
         extra = []
         if d.stanza is not None:
@@ -90,19 +93,27 @@ class EventSink:
         if error:
             text += "; firewall error: %s" % error
         self.log("warning" if d.verdict in ("reject", "replay") or error else "info", text)
+        if trace:
+            self._tried(cand, trace)
 
-    def _limited(self, kind: str, level: str, cand, reason: str, now: float) -> None:
+    def _tried(self, cand, trace) -> None:
+        """-v: the line after a decision, naming every stanza tried and why it failed."""
+        self.log("info", "tried for %s: %s" % (cand.src, "; ".join(trace)))
+
+    def _limited(self, kind: str, level: str, cand, reason: str, now: float) -> bool:
         """``<kind> from <source>: <reason>`` for the first JUNK_BURST per interval, then a
-        count (the line is only formatted when written: most of a flood never is)."""
+        count (the line is only formatted when written: most of a flood never is). True if
+        the line was written."""
         self.tick(now)
         if self._logged[kind] < JUNK_BURST:
             self._logged[kind] += 1
             self.log(level, "%s from %s: %s" % (kind, getattr(cand, "src", "?"), reason))
-            return
+            return True
         self._suppressed[kind] += 1
         src = cand.source_id                   # counted packed; turned into text at the summary
         sources = self._sources[kind]
         sources[src] = sources.get(src, 0) + 1
+        return False
 
     def internal_error(self, cand, text: str, now: float) -> None:
         """A packet the daemon could not decide (a bug): logged like junk, rate-limited."""

@@ -167,8 +167,9 @@ def evaluate_stanza(st, cand, msg, opts, now: int):
                     grant, message=msg, timeout=timeout)
 
 
-def decide(cand, stanzas, opts, replay, now: int) -> Decision:
-    """The verdict for one Candidate; never raises on packet content."""
+def decide(cand, stanzas, opts, replay, now: int, trace=None) -> Decision:
+    """The verdict for one Candidate; never raises on packet content. With a list as
+    ``trace``, one entry per stanza tried that did not grant, saying why (-v)."""
     payload = cand.payload
     bad = precheck(payload)
     if bad:
@@ -189,6 +190,7 @@ def decide(cand, stanzas, opts, replay, now: int) -> Decision:
     for st in matching:
         if st.access_expire is not None and now > st.access_expire:
             last_error = last_error or "stanza %d expired (ACCESS_EXPIRE)" % st.number
+            _trace(trace, st, "expired (ACCESS_EXPIRE)")
             continue
         gpg = None
         if st.gpg and len(payload) >= limits.MIN_GNUPG_MSG_SIZE:   # GnuPG: server/gpgspa.py
@@ -198,17 +200,21 @@ def decide(cand, stanzas, opts, replay, now: int) -> Decision:
                     Decision(VERDICT_REPLAY, "replay of a GnuPG message already accepted")
             if gpg.msg is None:
                 last_error = gpg.error
+                _trace(trace, st, last_error)
                 continue
             msg = gpg.msg
         elif len(payload) >= limits.MIN_GNUPG_MSG_SIZE and not st.enable_cmd_exec:
             last_error = last_error or "too long for a Rijndael packet"
+            _trace(trace, st, "too long for a Rijndael packet")
             continue
         elif st.key is None:
             last_error = last_error or "stanza %d has GnuPG settings only" % st.number
+            _trace(trace, st, "GnuPG settings only")
             continue
         elif st.hmac_key is not None and not wire.hmac_ok(payload, st.hmac_key, st.hmac_type,
                                                           st.mac_function()):
             last_error = "HMAC verification failed"     # junk stops here, before any decryption
+            _trace(trace, st, last_error)
             continue
         if gpg is None:
             try:
@@ -217,6 +223,7 @@ def decide(cand, stanzas, opts, replay, now: int) -> Decision:
             except SpaError as exc:
                 last_error = {"hmac": "HMAC verification failed",
                               "decrypt": "decryption failed (wrong key or mode)"}.get(exc.code, str(exc))
+                _trace(trace, st, last_error)
                 continue
         if opts.replay_check and not recorded:
             recorded = True
@@ -235,7 +242,14 @@ def decide(cand, stanzas, opts, replay, now: int) -> Decision:
         d = evaluate_stanza(st, cand, msg, opts, now)
         if d.verdict != VERDICT_REJECT:
             return d
+        _trace(trace, st, d.reason)
         refusal = refusal or d
     if refusal is not None:
         return refusal
     return Decision(VERDICT_JUNK, last_error or "no matching stanza")
+
+
+def _trace(trace, st, reason: str) -> None:
+    """-v/--verbose: record why a stanza did not grant (``trace`` is None otherwise)."""
+    if trace is not None:
+        trace.append("stanza %d (%s): %s" % (st.number, st.where, reason))
