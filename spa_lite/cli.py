@@ -44,6 +44,7 @@ COMMANDS = {   # name -> help; FILLERS (below) declares each one's options
     "decode": "verify and decrypt one SPA packet",
     "server": "the SPA daemon (fwknopd-compatible options and files)",
     "migrate": "convert fwknopd's config into /etc/config/spa-lite (uci)",
+    "install-systemd": "install the systemd unit and the man page (Debian/Ubuntu)",
 }
 
 
@@ -309,8 +310,18 @@ def _fill_migrate(m) -> None:
     m.add_argument("--force", action="store_true", help="replace an existing --output file")
 
 
+def _fill_install_systemd(i) -> None:
+    i.add_argument("--root", metavar="DIR",
+                   help="install under DIR instead of / (for packaging); no daemon-reload")
+    i.add_argument("--server-args", metavar="ARGS",
+                   help="options for 'spa-lite server' in the unit (default: -d "
+                        "/var/lib/spa-lite/digest.cache)")
+    i.add_argument("--print", action="store_true", help="print the unit instead of installing")
+
+
 FILLERS = {"send": _fill_send, "connect": _fill_connect, "keygen": _fill_keygen,
-           "decode": _fill_decode, "server": _fill_server, "migrate": _fill_migrate}
+           "decode": _fill_decode, "server": _fill_server, "migrate": _fill_migrate,
+           "install-systemd": _fill_install_systemd}
 
 
 def main(argv=None) -> int:
@@ -333,6 +344,9 @@ def main(argv=None) -> int:
         if args.command == "migrate":
             from spa_lite.migrate import cmd_migrate
             return cmd_migrate(args)
+        if args.command == "install-systemd":
+            from spa_lite.systemd import cmd_install_systemd
+            return cmd_install_systemd(args)
         from spa_lite.client import commands
         if args.command == "connect":
             from spa_lite.client.connect import cmd_connect
