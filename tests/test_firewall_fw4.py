@@ -6,6 +6,7 @@ reload`, is restored by the daemon after `service firewall restart`, and ends on
 wiring that fw4 dropped is refused at start."""
 
 import contextlib
+import json
 import os
 import shutil
 import sys
@@ -155,3 +156,26 @@ def test_fw4_wiring_that_fw4_dropped_is_refused(tmp_path):
         assert "no rule in a fw4 input hook chain uses set spa_allow4" in err, err
         assert "chain-pre/input/spa-lite.nft" in err
         assert len([l for l in err.splitlines() if "spa_allow" in l]) == 1      # one line
+
+
+def test_fw4_revoke_while_running_stays_revoked(lab, tmp_path):
+    srv = start(lab, tmp_path, timeout=60)
+    fwknop(lab, lab.peer, "-A", "tcp/%d" % PORT, "-a", PEER, "-D", WAN, *KEYS, "--use-hmac")
+    assert wait_until(lambda: lab.tcp_connect(lab.peer, WAN, PORT, 0.3), 1.0)
+
+    def admin(*args):
+        return lab.run(lab.fw, sys.executable, "-m", "spa_lite", "server", "-c",
+                       str(tmp_path / "c.conf"), "-a", str(tmp_path / "a.conf"), *args,
+                       check=False, env=dict(os.environ, PYTHONPATH=REPO))
+    listing = json.loads(admin("--fw-list", "--json").stdout)
+    assert listing["backend"] == "fw4" and [g["source"] for g in listing["grants"]] == [PEER]
+    r = admin("--fw-revoke", PEER)
+    assert r.returncode == 0, r.stderr
+    t0 = time.time()
+    while time.time() - t0 < 7:                      # two watch intervals and more
+        assert not lab.tcp_connect(lab.peer, WAN, PORT, 0.3), "the daemon put the grant back"
+        time.sleep(0.5)
+    assert any("revoked: tcp/%d for %s" % (PORT, PEER) in l for l in srv.err)
+    assert json.loads(admin("--fw-list", "--json").stdout)["grants"] == []
+    srv.p.terminate()
+    srv.p.wait(5)

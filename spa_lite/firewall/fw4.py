@@ -120,16 +120,20 @@ class Fw4Backend(NftablesBackend):
         return objects
 
     def inspect(self, now: int):
-        """The marker is the handles of our sets: ``fw4 reload`` keeps them (and the
-        elements), ``service firewall restart`` makes new, empty ones."""
+        """The marker is the handle of ``table inet fw4`` and of our sets: ``fw4 reload``
+        keeps them (and the elements), ``service firewall restart`` makes a new table (a set
+        made anew in a new table may get its old handle back, the table never does)."""
         objects = self._table_json()
-        handles = tuple(sorted((o.get("set") or o.get("map")).get("handle", 0) for o in objects
-                               if "set" in o or "map" in o))
+        handles = [(o.get("set") or o.get("map")).get("handle", 0) for o in objects
+                   if "set" in o or "map" in o]
         if len(handles) < len(self.SETS):
             return Snapshot(None, False, set())
+        tables = json.loads(run([self.nft, "-j", "list", "tables", "inet"])).get("nftables", [])
+        table = [t["table"].get("handle") for t in tables
+                 if "table" in t and t["table"].get("name") == "fw4"]
         sets = self._grant_sets(objects)
         present = {(name, key) for name, elems in sets.items() for key, _, _ in elems}
-        return Snapshot(handles, True, present)
+        return Snapshot((tuple(table), tuple(sorted(handles))), True, present)
 
     def flush(self, everything: bool = False) -> None:
         """Empty our sets; the table and its rules belong to fw4 (so ``everything`` is the

@@ -194,7 +194,8 @@ def reloader(args):
 
 def cmd_server(args) -> int:
     s = settings_mod.load(args)
-    for w in s.warnings:
+    admin = args.fw_list or args.fw_flush or args.fw_revoke
+    for w in ([] if admin else s.warnings):   # an admin action's output is its one line
         sys.stderr.write("spa-lite server: warning: %s\n" % w)
     if args.dump_config:
         sys.stdout.write(settings_mod.dump(s))
@@ -207,7 +208,7 @@ def cmd_server(args) -> int:
         preflight.warn_privileges(s)
         sys.stdout.write(check_line(s) + "\n")
         return 0
-    if args.fw_list or args.fw_flush or args.fw_revoke:
+    if admin:
         return _admin_action(args, s)
     if args.all:
         raise UsageError("--all goes with --fw-flush")

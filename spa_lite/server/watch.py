@@ -72,10 +72,10 @@ class FirewallWatch:
                 self.backend.grant(g, now, None)
                 back.append(g)
         self.marker = self.backend.inspect(now).marker
-        self.note("warning", "firewall was reloaded: protection restored, %d live grant(s) "
-                             "restored%s" % (len(back), "".join(
-                                 "; %s for %s (%d s left)" % (g.ports_text(), g.address,
-                                                              g.expires - now) for g in back)))
+        self.note("warning", "firewall was reloaded (%s): protection restored; %s" % (
+            self.backend.name, "; ".join("restored: %s for %s (%d s left)" % (
+                g.ports_text(), g.address, g.expires - now) for g in back)
+            or "no live grant to restore"))
 
     def _forget_revoked(self, snap, now: int) -> None:
         for key, g in list(self.grants.live.items()):
