@@ -227,7 +227,7 @@ def test_sighup_adds_a_stanza_and_keeps_the_live_grant(lab, tmp_path):
         "\nSOURCE ANY\nKEY_BASE64 %s\nHMAC_KEY_BASE64 %s\nFW_ACCESS_TIMEOUT 60\n"
         % (OTHER_KEY, OTHER_HMAC)))
     srv.p.send_signal(signal.SIGHUP)       # ip netns exec passes it on to the daemon
-    assert wait_until(lambda: any("reloaded: 2 access stanza(s) (was 1)" in l for l in srv.err), 5), \
+    assert wait_until(lambda: any("reloaded: 2 access stanza(s) (was 1)" in l for l in srv.err), 10), \
         "".join(srv.err)
     assert srv.p.poll() is None, "SIGHUP killed the daemon"
     spa_send(lab, lab.cli, "-A", "tcp/%d" % PORT, "-a", OTH_IP, "-D", SRV_IP, *other)

@@ -198,9 +198,14 @@ def cmd_server(args) -> int:
     for w in ([] if admin else s.warnings):   # an admin action's output is its one line
         sys.stderr.write("spa-lite server: warning: %s\n" % w)
     if args.dump_config:
+        # the dump is what was asked for: what the start would refuse is said, not fatal
         sys.stdout.write(settings_mod.dump(s))
         sys.stdout.flush()
-        preflight.check(s)
+        try:
+            preflight.check(s)
+        except UsageError as exc:
+            sys.stderr.write("spa-lite server: warning: the start would refuse this "
+                             "configuration: %s\n" % exc)
         preflight.warn_privileges(s)
         return 0
     if args.check_config:

@@ -29,7 +29,9 @@ def check(s) -> None:
                 raise UsageError("FIREWALL_TYPE %s: %s has no JSON support (nft -j), which "
                                  "spa-lite needs to list grants and watch the firewall; install "
                                  "an nftables built with JSON" % (backend.name, backend.nft))
-    if s.capture == "packet" and (not s.uci_file or s.conf.where["PCAP_INTF"] != "default"):
+    # With uci (OpenWrt) the init script finds the device and waits for it to come up
+    # (pppoe-wan exists only once the link is up), so only fwknopd.conf setups check it here.
+    if s.capture == "packet" and not s.uci_file:
         try:
             socket.if_nametoindex(s.interface)
         except OSError:

@@ -83,10 +83,6 @@ def load(args) -> Settings:
         conf.set("ENABLE_UDP_SERVER", "Y", "-U/--udp-server")
     if args.digest_file:
         conf.set("DIGEST_FILE", args.digest_file, "-d/--digest-file")
-    if args.access_file:
-        conf.set("ACCESS_FILE", args.access_file, "-a/--access-file")
-    if args.access_folder:
-        conf.set("ACCESS_FOLDER", args.access_folder, "--access-folder")
     s.pcap_file = args.pcap_file or conf.get("PCAP_FILE") or None
     if s.pcap_file:
         s.capture = "pcap"
