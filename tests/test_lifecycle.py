@@ -151,11 +151,14 @@ def test_nft_flush_ruleset_with_a_grant_restores_both(lab, tmp_path):
     srv = start(lab, tmp_path)
     knock(lab)
     assert wait_until(lambda: open_for_client(lab), 2)
-    lab.run(lab.srv, "nft", "delete", "table", "inet", "spa_lite")
-    assert wait_until(lambda: "spa_lite" in lab.run(lab.srv, "nft", "list", "tables").stdout,
-                      WATCH + 1.5)
-    assert open_for_client(lab), "the live grant was not restored"
-    assert not lab.tcp_connect(lab.oth, SRV_IP2, PORT, 0.5)
+    for reload in (["flush", "ruleset"], ["delete", "table", "inet", "spa_lite"]):
+        lab.run(lab.srv, "nft", *reload)
+        assert wait_until(lambda: "spa_lite" in lab.run(lab.srv, "nft", "list", "tables").stdout,
+                          WATCH + 1.5), reload
+        assert open_for_client(lab), "the live grant was not restored after nft %s" % reload
+        assert not lab.tcp_connect(lab.oth, SRV_IP2, PORT, 0.5)
+        assert 40 <= json.loads(admin(lab, tmp_path, "--fw-list", "--json").stdout)[
+            "grants"][0]["seconds_left"] <= 60          # with its remaining time, not anew
     lab.run(lab.srv, "nft", "flush", "chain", "inet", "spa_lite", "input")   # rules only
     time.sleep(WATCH + 1)
     assert not lab.tcp_connect(lab.oth, SRV_IP2, PORT, 0.5), "a flushed chain stayed empty"
