@@ -236,6 +236,18 @@ def test_sighup_adds_a_stanza_and_keeps_the_live_grant(lab, tmp_path):
     spa_send(lab, lab.cli, "-A", "tcp/%d" % PORT, "-a", OTH_IP, "-D", SRV_IP, *other)
     assert wait_until(lambda: lab.tcp_connect(lab.oth, SRV_IP2, PORT, 0.3), 2)
     assert open_for_client(lab), "the reload lost the live grant"
+    # new PROTECT_PORTS: the drop changes, the live grants stay (iptables too, whose first
+    # start flushes its chains)
+    conf = tmp_path / "c.conf"
+    conf.write_text(conf.read_text().replace("PROTECT_PORTS tcp/%d;" % PORT,
+                                             "PROTECT_PORTS tcp/%d, tcp/2223;" % PORT))
+    srv.p.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: any("PROTECT_PORTS tcp/%d,tcp/2223; changed: PROTECT_PORTS" % PORT
+                                  in l for l in srv.err), 10), "".join(srv.err)
+    listing = lab.run(lab.srv, "nft", "list", "ruleset").stdout if lab.fw == "nftables" else \
+        lab.run(lab.srv, "iptables", "-S", "SPA_LITE_PROTECT").stdout
+    assert "2223" in listing, listing
+    assert open_for_client(lab) and lab.tcp_connect(lab.oth, SRV_IP2, PORT, 0.3)
     # a broken file: the old configuration keeps running, the error is logged
     (tmp_path / "a.conf").write_text("SOURCE ANY\nKEY_BASE64 not*base64\n")
     srv.p.send_signal(signal.SIGHUP)

@@ -44,8 +44,10 @@ class Backend:
         """Whether this backend can run here (tools present, kernel support)."""
         raise NotImplementedError
 
-    def setup(self) -> None:
-        """Create what the backend needs (tables, chains, sets) before the first grant."""
+    def setup(self, keep_grants: bool = False) -> None:
+        """Create what the backend needs (tables, chains, sets, the PROTECT_PORTS drop);
+        idempotent. ``keep_grants``: never remove live grants, even where the first start
+        would (iptables FLUSH_IPT_AT_INIT), as a SIGHUP reload must not."""
 
     def grant(self, grant, now: int, old=None) -> None:
         """Open access until ``grant.expires``. ``old`` is the live grant being extended, if

@@ -74,7 +74,7 @@ class Fw4Backend(NftablesBackend):
     def available(self) -> bool:
         return shutil.which(self.nft) is not None
 
-    def setup(self) -> None:
+    def setup(self, keep_grants: bool = False) -> None:
         """fw4 owns the table: prove our include files were rendered into it and wired
         where they act, or raise FirewallError naming the first thing missing."""
         try:

@@ -52,7 +52,8 @@ class IptablesBackend(Backend):
         if lines:
             run([tool + "-restore", "--noflush"], "*%s\n%s\nCOMMIT\n" % (table, "\n".join(lines)))
 
-    def setup(self) -> None:
+    def setup(self, keep_grants: bool = False) -> None:
+        first = not self._set_up and not keep_grants
         for tool in self._families():
             for table, builtin, chain in self._chains():
                 existing = run([tool, "-t", table, "-S"])
@@ -61,7 +62,7 @@ class IptablesBackend(Backend):
                     lines.append(":%s - [0:0]" % chain)
                 if "-A %s -j %s" % (builtin, chain) not in existing:
                     lines.append("-I %s 1 -j %s" % (builtin, chain))
-                if self.flush_at_init and not self._set_up:
+                if self.flush_at_init and first:
                     lines.append("-F %s" % chain)   # FLUSH_IPT_AT_INIT: only at the start
                 self._restore(tool, table, lines)
             if self.protect_ports:
@@ -74,7 +75,7 @@ class IptablesBackend(Backend):
                 for proto, port in self.protect_ports:
                     lines.append("-A %s -p %s --dport %d -j DROP" % (PROTECT, proto, port))
                 self._restore(tool, "filter", lines)
-        if not self.flush_at_init and not self._set_up:
+        if not self.flush_at_init and first:
             import time
             self.expire_rules(int(time.time()))
         self._set_up = True

@@ -103,7 +103,7 @@ class NftablesBackend(Backend):
         ]
         return "\n".join(lines) + "\n"
 
-    def setup(self) -> None:
+    def setup(self, keep_grants: bool = False) -> None:
         self._apply(self.ruleset())
 
     def _elements(self, g: Grant):
@@ -200,14 +200,22 @@ class NftablesBackend(Backend):
     def _grants_from(self, sets, now: int) -> list:
         out = []
         for fam in ("4", "6"):
-            for key, _, left in sets.get("allow" + fam, []):
-                addr, proto, port = key
-                out.append(Grant(addr, [(proto, int(port))], now + left))
+            allowed = {key for key, _, _ in sets.get("allow" + fam, [])}
+            local = set()
             for key, value, left in sets.get("dnat" + fam, []):
                 addr, proto, port = key
                 nat_ip, nat_port = value
-                out.append(Grant(addr, [(proto, int(port))], now + left, "nat", nat_ip,
+                # a local-NAT grant ("ghost service") also allows the hidden port itself
+                kind = "local_nat" if (addr, proto, nat_port) in allowed else "nat"
+                if kind == "local_nat":
+                    local.add((addr, proto, nat_port))
+                out.append(Grant(addr, [(proto, int(port))], now + left, kind, nat_ip,
                                  int(nat_port)))
+            for key, _, left in sets.get("allow" + fam, []):
+                if key in local:
+                    continue
+                addr, proto, port = key
+                out.append(Grant(addr, [(proto, int(port))], now + left))
             for key, _, left in sets.get("fwdall" + fam, []):
                 out.append(Grant(key[0], [], now + left, "forward_all", "0.0.0.0"))
         return out

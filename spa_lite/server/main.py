@@ -171,7 +171,7 @@ def reloader(args):
             if isinstance(backend, NullBackend) or new.protect_ports == old.protect_ports:
                 backend = daemon.backend           # same firewall: live grants stay in it
             else:
-                backend.setup()                    # new PROTECT_PORTS: same tables, new drop
+                backend.setup(keep_grants=True)    # new PROTECT_PORTS: same tables, new drop
         except (CliError, FirewallError) as exc:
             note("error", "reload failed, the old configuration keeps running: %s" % exc)
             return
