@@ -18,7 +18,8 @@ CAP_NET_ADMIN, CAP_NET_RAW = 12, 13
 
 def check(s) -> None:
     """Everything short of binding and changing the firewall: the firewall type and its
-    tool (and nft's JSON support, which listing and the watch use), the capture interface."""
+    tool (and nft's JSON support, which listing and the watch use), the digest path, the
+    capture interface."""
     if not s.test and not (s.stanzas and all(st.cmd_cycle_open for st in s.stanzas)):
         from spa_lite.firewall.select import make_backend
         backend = make_backend(s)       # unknown FIREWALL_TYPE, command without CMD_CYCLE_OPEN,
@@ -29,6 +30,9 @@ def check(s) -> None:
                 raise UsageError("FIREWALL_TYPE %s: %s has no JSON support (nft -j), which "
                                  "spa-lite needs to list grants and watch the firewall; install "
                                  "an nftables built with JSON" % (backend.name, backend.nft))
+    if s.persistence:
+        from spa_lite.server.replay import check_path
+        check_path(s.digest_file)      # a symlink or a directory: one clear line (exit 2)
     # With uci (OpenWrt) the init script finds the device and waits for it to come up
     # (pppoe-wan exists only once the link is up), so only fwknopd.conf setups check it here.
     if s.capture == "packet" and not s.uci_file:
