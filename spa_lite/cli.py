@@ -8,7 +8,7 @@ import os
 import sys
 
 from spa_lite import __version__
-from spa_lite.errors import EXIT_INTERNAL, EXIT_USAGE, CliError
+from spa_lite.errors import EXIT_INTERNAL, EXIT_USAGE, CliError, UsageError
 
 EXIT_CODES_HELP = ("exit codes: 0 ok, 2 usage/config error, 3 key/crypto error, "
                    "4 network error (including -R address resolution), 5 knocked but the "
@@ -345,7 +345,11 @@ def main(argv=None) -> int:
             from spa_lite.migrate import cmd_migrate
             return cmd_migrate(args)
         if args.command == "install-systemd":
-            from spa_lite.systemd import cmd_install_systemd
+            try:
+                from spa_lite.systemd import cmd_install_systemd
+            except ImportError:      # the OpenWrt package leaves it out: procd runs spa-lite
+                raise UsageError("install-systemd is for systemd hosts; this package has no "
+                                 "systemd support (OpenWrt: /etc/init.d/spa-lite)")
             return cmd_install_systemd(args)
         from spa_lite.client import commands
         if args.command == "connect":

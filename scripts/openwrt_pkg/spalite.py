@@ -22,6 +22,8 @@ FILES = [
 ]
 INCLUDES = ("usr/share/nftables.d", "openwrt/nftables.d")   # every file below, 0644
 SKIP = re.compile(r"(^|/)(__pycache__|\.[^/]*)(/|$)|\.py[co]$|~$")
+#: modules for systemd hosts only (spa-lite install-systemd): OpenWrt has procd
+NOT_ON_OPENWRT = {"systemd.py", "manpage.py"}
 
 #: Python of each OpenWrt release (lang/python/python3-version.mk)
 PYTHON_OF_RELEASE = {"24.10": "3.11", "25.12": "3.13"}
@@ -43,7 +45,7 @@ def python_files(python_version: str = None, sources: bool = False, warn=None) -
     ``python_version`` is None or no interpreter of that version is here (``warn`` is
     told why)."""
     src = {"spa_lite/" + rel: data for rel, data in _walk(os.path.join(ROOT, "spa_lite"))
-           if rel.endswith(".py")}
+           if rel.endswith(".py") and rel not in NOT_ON_OPENWRT}
     if python_version:
         try:
             tree = bytecode.compile_tree(src, python_version, "/" + INSTALL_DIR, sources)

@@ -190,7 +190,8 @@ def decide(cand, stanzas, opts, replay, now: int, trace=None) -> Decision:
     for st in matching:
         if st.access_expire is not None and now > st.access_expire:
             last_error = last_error or "stanza %d expired (ACCESS_EXPIRE)" % st.number
-            _trace(trace, st, "expired (ACCESS_EXPIRE)")
+            if trace is not None:
+                _trace(trace, st, "expired (ACCESS_EXPIRE)")
             continue
         gpg = None
         if st.gpg and len(payload) >= limits.MIN_GNUPG_MSG_SIZE:   # GnuPG: server/gpgspa.py
@@ -200,21 +201,25 @@ def decide(cand, stanzas, opts, replay, now: int, trace=None) -> Decision:
                     Decision(VERDICT_REPLAY, "replay of a GnuPG message already accepted")
             if gpg.msg is None:
                 last_error = gpg.error
-                _trace(trace, st, last_error)
+                if trace is not None:
+                    _trace(trace, st, last_error)
                 continue
             msg = gpg.msg
         elif len(payload) >= limits.MIN_GNUPG_MSG_SIZE and not st.enable_cmd_exec:
             last_error = last_error or "too long for a Rijndael packet"
-            _trace(trace, st, "too long for a Rijndael packet")
+            if trace is not None:
+                _trace(trace, st, "too long for a Rijndael packet")
             continue
         elif st.key is None:
             last_error = last_error or "stanza %d has GnuPG settings only" % st.number
-            _trace(trace, st, "GnuPG settings only")
+            if trace is not None:
+                _trace(trace, st, "GnuPG settings only")
             continue
         elif st.hmac_key is not None and not wire.hmac_ok(payload, st.hmac_key, st.hmac_type,
                                                           st.mac_function()):
             last_error = "HMAC verification failed"     # junk stops here, before any decryption
-            _trace(trace, st, last_error)
+            if trace is not None:
+                _trace(trace, st, last_error)
             continue
         if gpg is None:
             try:
@@ -223,7 +228,8 @@ def decide(cand, stanzas, opts, replay, now: int, trace=None) -> Decision:
             except SpaError as exc:
                 last_error = {"hmac": "HMAC verification failed",
                               "decrypt": "decryption failed (wrong key or mode)"}.get(exc.code, str(exc))
-                _trace(trace, st, last_error)
+                if trace is not None:
+                    _trace(trace, st, last_error)
                 continue
         if opts.replay_check and not recorded:
             recorded = True
@@ -242,7 +248,8 @@ def decide(cand, stanzas, opts, replay, now: int, trace=None) -> Decision:
         d = evaluate_stanza(st, cand, msg, opts, now)
         if d.verdict != VERDICT_REJECT:
             return d
-        _trace(trace, st, d.reason)
+        if trace is not None:
+            _trace(trace, st, d.reason)
         refusal = refusal or d
     if refusal is not None:
         return refusal
@@ -250,6 +257,6 @@ def decide(cand, stanzas, opts, replay, now: int, trace=None) -> Decision:
 
 
 def _trace(trace, st, reason: str) -> None:
-    """-v/--verbose: record why a stanza did not grant (``trace`` is None otherwise)."""
-    if trace is not None:
-        trace.append("stanza %d (%s): %s" % (st.number, st.where, reason))
+    """-v/--verbose: record why a stanza did not grant (callers skip it when ``trace`` is
+    None: this is the junk path, run per packet of a flood)."""
+    trace.append("stanza %d (%s): %s" % (st.number, st.where, reason))
