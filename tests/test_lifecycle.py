@@ -115,7 +115,7 @@ def test_revoke_while_running_stays_revoked(lab, tmp_path):
     r = admin(lab, tmp_path, "--fw-revoke", CLI_IP)
     assert r.returncode == 1 and "no live grant for %s" % CLI_IP in r.stderr
     knock(lab)                                       # a new knock opens it again
-    assert wait_until(lambda: open_for_client(lab), 2)
+    assert wait_until(lambda: open_for_client(lab), 4)
     r = admin(lab, tmp_path, "--fw-flush")           # flush all while running: stays flushed
     assert r.returncode == 0
     time.sleep(2 * WATCH)

@@ -101,39 +101,21 @@ class Fw4Backend(NftablesBackend):
                                     "supported" % g.kind)
         return out
 
-    def _table_json(self):
-        """Only our sets: listing all of ``inet fw4`` every few seconds would cost a router
-        far more. A missing set is left out (inspect then reports the marker gone)."""
-        objects = []
-        for key, name in self.SETS.items():
-            kind = "map" if key.startswith("dnat") else "set"
-            try:
-                out = run([self.nft, "-j", "list", kind, "inet", "fw4", name])
-            except FirewallError as exc:
-                if "No such file" in str(exc):
-                    continue
-                raise
-            try:
-                objects += json.loads(out).get("nftables", [])
-            except ValueError:
-                raise FirewallError("nft -j list %s inet fw4 %s: output is not JSON" % (kind, name))
-        return objects
-
     def inspect(self, now: int):
-        """The marker is the handle of ``table inet fw4`` and of our sets: ``fw4 reload``
-        keeps them (and the elements), ``service firewall restart`` makes a new table (a set
-        made anew in a new table may get its old handle back, the table never does)."""
+        """One ``nft -j list table inet fw4`` (one process, which costs a router more than
+        parsing the table). The marker is the handle of the table and of our sets: ``fw4
+        reload`` keeps them (and the elements), ``service firewall restart`` makes a new
+        table (whose sets may get their old handles back; the table never does)."""
         objects = self._table_json()
-        handles = [(o.get("set") or o.get("map")).get("handle", 0) for o in objects
-                   if "set" in o or "map" in o]
-        if len(handles) < len(self.SETS):
+        ours = set(self.SETS.values())
+        handles = tuple(sorted((k, o[k].get("name"), o[k].get("handle")) for o in objects
+                               for k in ("table", "set", "map")
+                               if k in o and (k == "table" or o[k].get("name") in ours)))
+        if len(handles) < len(ours) + 1:
             return Snapshot(None, False, set())
-        tables = json.loads(run([self.nft, "-j", "list", "tables", "inet"])).get("nftables", [])
-        table = [t["table"].get("handle") for t in tables
-                 if "table" in t and t["table"].get("name") == "fw4"]
         sets = self._grant_sets(objects)
         present = {(name, key) for name, elems in sets.items() for key, _, _ in elems}
-        return Snapshot((tuple(table), tuple(sorted(handles))), True, present)
+        return Snapshot(handles, True, present)
 
     def flush(self, everything: bool = False) -> None:
         """Empty our sets; the table and its rules belong to fw4 (so ``everything`` is the
