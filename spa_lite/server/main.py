@@ -166,6 +166,11 @@ def reloader(args):
             preflight.check(new)
             backend = choose_backend(new)
             why = _restart_needed(old, new, daemon.backend, backend)
+            if new.policy.gpg is not None and new.capture != "pcap":
+                # gpg runs in the start's background gate, one of the loop's sources
+                if type(old.policy.gpg).__name__ != "GpgGate":
+                    why = why or "GnuPG stanzas were added"
+                new.policy.gpg = old.policy.gpg
             if why:
                 raise UsageError("%s: that needs a restart" % why)
             if isinstance(backend, NullBackend) or new.protect_ports == old.protect_ports:
