@@ -17,7 +17,8 @@ from tests.test_firewall_nftables import (CLI6, CLI_IP, OTH_IP, PORT, SERVICE, S
                                           SRV_IP2, wait_until)
 from tests.test_server_live import ENV, KEYS, Server, spa_send
 
-WATCH = 3.0          # spa_lite.server.watch.WATCH_INTERVAL
+WATCH = 3.0          # spa_lite.server.watch.WATCH_INTERVAL (polling: iptables-legacy)
+NOTIFIED = 1.5       # nftables heals on the kernel's change notification, well within WATCH
 OTHER_KEY = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="
 OTHER_HMAC = "cXdlcnR5dWlvcGFzZGZnaGprbHp4Y3Zibm1xd2VydHl1aW9wYXNkZmdoamtsenhjdg=="
 
@@ -134,11 +135,13 @@ def test_fw_revoke_refuses_what_is_not_an_address(lab, tmp_path):
 def test_nft_flush_ruleset_without_a_grant_heals_the_protection(lab, tmp_path):
     srv = start(lab, tmp_path)
     assert not lab.tcp_connect(lab.oth, SRV_IP2, PORT, 0.5)
+    assert any("firewall watch: on the kernel's change notification" in l for l in srv.err), \
+        "".join(srv.err)
     lab.run(lab.srv, "nft", "flush", "ruleset")
     t0 = time.time()
     assert wait_until(lambda: "spa_lite" in lab.run(lab.srv, "nft", "list", "tables").stdout,
-                      WATCH + 1.5), "the table was not re-made within the watch interval"
-    assert time.time() - t0 <= WATCH + 1.5
+                      NOTIFIED), "the table was not re-made on the change notification"
+    assert time.time() - t0 <= NOTIFIED
     assert not lab.tcp_connect(lab.oth, SRV_IP2, PORT, 0.5), "the protected port stays open"
     assert any("protection restored" in l for l in srv.err), "".join(srv.err)
     knock(lab)                                       # and knocks work again
@@ -154,15 +157,37 @@ def test_nft_flush_ruleset_with_a_grant_restores_both(lab, tmp_path):
     for reload in (["flush", "ruleset"], ["delete", "table", "inet", "spa_lite"]):
         lab.run(lab.srv, "nft", *reload)
         assert wait_until(lambda: "spa_lite" in lab.run(lab.srv, "nft", "list", "tables").stdout,
-                          WATCH + 1.5), reload
+                          NOTIFIED), reload
         assert open_for_client(lab), "the live grant was not restored after nft %s" % reload
         assert not lab.tcp_connect(lab.oth, SRV_IP2, PORT, 0.5)
         assert 40 <= json.loads(admin(lab, tmp_path, "--fw-list", "--json").stdout)[
             "grants"][0]["seconds_left"] <= 60          # with its remaining time, not anew
     lab.run(lab.srv, "nft", "flush", "chain", "inet", "spa_lite", "input")   # rules only
-    time.sleep(WATCH + 1)
+    time.sleep(NOTIFIED)
     assert not lab.tcp_connect(lab.oth, SRV_IP2, PORT, 0.5), "a flushed chain stayed empty"
     assert open_for_client(lab)
+    stop(srv)
+
+
+def voluntary_switches(pid):
+    with open("/proc/%d/status" % pid) as fh:
+        return int(next(l for l in fh if l.startswith("voluntary_ctxt_switches:")).split()[1])
+
+
+@nft_only
+def test_idle_daemon_with_protect_ports_does_not_poll_nft(lab, tmp_path):
+    """An idle router is not woken: with PROTECT_PORTS on nftables the watch waits for the
+    kernel's change multicast instead of running nft every 3 s (issue 15)."""
+    srv = start(lab, tmp_path)
+    time.sleep(1)                      # the start's own changes notify: one look, then quiet
+    before = voluntary_switches(srv.p.pid)
+    time.sleep(3 * WATCH + 1)          # polling would have woken and run nft three times
+    woken = voluntary_switches(srv.p.pid) - before
+    assert woken <= 1, "the idle daemon woke %d times in %.0f s" % (woken, 3 * WATCH + 1)
+    lab.run(lab.srv, "nft", "flush", "ruleset")       # and it still heals at once
+    assert wait_until(lambda: "spa_lite" in lab.run(lab.srv, "nft", "list", "tables").stdout,
+                      NOTIFIED), "".join(srv.err)
+    assert srv.p.poll() is None
     stop(srv)
 
 

@@ -80,6 +80,11 @@ class Backend:
         """Whether ``grant`` is fully present in ``snapshot``."""
         return True
 
+    def change_notice(self) -> bool:
+        """Whether every change to this backend's objects is multicast by the kernel on
+        NFNLGRP_NFTABLES, so the watch can wait for it instead of polling."""
+        return False
+
 
 class NullBackend(Backend):
     """``--test`` mode: decisions are made and logged, the firewall is never touched."""

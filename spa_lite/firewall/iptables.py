@@ -197,6 +197,15 @@ class IptablesBackend(Backend):
     def has(self, snapshot, g) -> bool:
         return all(_ident("-A " + r) in snapshot.present for _, r in self._rules(g))
 
+    def change_notice(self) -> bool:
+        """iptables-nft changes go through nf_tables and are multicast; iptables-legacy's
+        are not: only a tool that says "(nf_tables)" in ``-V`` lets the watch stop polling."""
+        try:
+            tools = self._families()
+            return bool(tools) and all("(nf_tables)" in run([t, "-V"]) for t in tools)
+        except FirewallError:
+            return False
+
     def revoke_address(self, address: str, now: int) -> list:
         """Delete every grant rule for ``address`` in spa-lite's chains (one batch per table)."""
         tool = self._tool(address)

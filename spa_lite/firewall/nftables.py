@@ -249,6 +249,9 @@ class NftablesBackend(Backend):
         return all((name, tuple(_parts_text(key))) in snapshot.present
                    for name, key, _ in self._elements(g))
 
+    def change_notice(self) -> bool:
+        return True      # nft (and fw4's reload) change the ruleset through nf_tables
+
     # -- admin operations
     def revoke_address(self, address: str, now: int) -> list:
         """Delete every element for ``address`` in one transaction (retried once if an element

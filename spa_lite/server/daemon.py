@@ -28,6 +28,8 @@ _ACTING = (VERDICT_GRANT, VERDICT_COMMAND)   # the verdicts _act has something t
 class _Wakeup:
     """Self-pipe that signal handlers write to, so a blocking poll returns at once."""
 
+    wakes_only = True     # not a capture: the loop ends when the real sources are gone
+
     def __init__(self) -> None:
         self.r, self.w = os.pipe()
         os.set_blocking(self.r, False)
@@ -228,13 +230,16 @@ class Daemon:
     def run(self) -> int:
         if not self.s.test:
             self.watch.start(self.clock())
+            notice = self.watch.listen(self.clock)   # the ruleset's change multicast, if any
+            if notice is not None:
+                self.sources.append(notice)
         self.load_replay()
         live = list(self.sources)
         handle, limit = self.handle, self.s.packet_limit
         now = self.clock()
         self.run_timers(int(now))
         self._deadline = self.next_deadline(now)
-        while not self.stopping and any(not isinstance(s, _Wakeup) for s in live):
+        while not self.stopping and any(not getattr(s, "wakes_only", False) for s in live):
             waitable = [s for s in live if s.fileno() is not None]
             if waitable and len(waitable) == len(live):
                 ready = self.wait_ready(waitable, now)
