@@ -1,12 +1,19 @@
 """The watch's three cases, decided from one Snapshot (no root needed; the namespace tests in
 test_lifecycle.py prove the same against the real nft and iptables): a changed marker puts
 protection and grants back, damaged protection is set up again, a grant missing under an
-intact marker was revoked by an admin and is forgotten."""
+intact marker was revoked by an admin and is forgotten. Then when it looks: after the kernel's
+change notification (debounced) or, without one, every WATCH_INTERVAL; an overflowed
+notification socket means "look now"."""
+
+import errno
+import sys
 
 from spa_lite.firewall.base import Backend, FirewallError, Snapshot
 from spa_lite.grant import Grant
 from spa_lite.server.grants import GrantTable
-from spa_lite.server.watch import WATCH_INTERVAL, FirewallWatch
+from spa_lite.server.watch import DEBOUNCE, SAFETY_INTERVAL, WATCH_INTERVAL, FirewallWatch
+from tests.conftest import need_root, need_tool
+from tests.netns import Lab
 
 
 class KernelStandIn(Backend):
@@ -100,3 +107,74 @@ def test_a_failed_look_is_logged_and_changes_nothing():
     k.fail = True
     w.check(1003)
     assert len(table.live) == 1 and "firewall watch: nft -j list table failed" in lines[-1]
+
+
+class NotifiedStandIn(KernelStandIn):
+    def change_notice(self):
+        return True
+
+
+def test_without_change_notification_the_watch_polls_every_interval():
+    k, table, w, lines = watch_with([])
+    assert w.listen(lambda: 1000.0) is None and w.notice is None
+    assert "firewall watch: every 3 s (the stand-in backend's changes are not multicast)" in lines
+    assert not w.due(1002.9) and w.due(1000 + WATCH_INTERVAL)
+
+
+def test_a_notification_burst_is_one_look_after_the_debounce_then_quiet():
+    need_root()                         # joining NFNLGRP_NFTABLES needs CAP_NET_ADMIN
+    k = NotifiedStandIn()
+    lines = []
+    w = FirewallWatch(k, GrantTable(k), lambda level, text: lines.append(text))
+    w.start(1000)
+    clock = [1000.0]
+    notice = w.listen(lambda: clock[0])
+    try:
+        assert notice is not None and notice.fileno() is not None, lines
+        assert "firewall watch: on the kernel's change notification (and every 300 s)" in lines
+        assert not w.due(1000 + WATCH_INTERVAL) and w.next_at() == 1000 + SAFETY_INTERVAL
+        clock[0] = 1010.0
+        for _ in range(50):             # nft flush ruleset + a reload: a burst of messages
+            notice.on_change()
+            clock[0] += 0.001
+        assert w.next_at() == 1010.0 + DEBOUNCE and not w.due(1010.1) and w.due(1010.2)
+        w.check(1010.2)
+        assert w.next_at() == 1010.2 + SAFETY_INTERVAL and not w.due(1100)
+    finally:
+        notice.close()
+    assert notice.fileno() is None
+
+
+OVERFLOW = r"""
+import subprocess, socket
+from spa_lite.server.watch import ChangeNotice
+hits = []
+n = ChangeNotice(lambda: hits.append(1))
+n.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)   # the kernel's minimum
+rules = "add table inet spat_overflow\nadd set inet spat_overflow s { type ipv4_addr; }\n"
+rules += "".join("add element inet spat_overflow s { 10.213.9.%d }\n" % i for i in range(1, 250))
+subprocess.run(["nft", "-f", "-"], input=rules, text=True, check=True)
+try:
+    n.sock.recv(65536)
+    n.sock.recv(65536)
+    n.sock.recv(65536)
+except OSError as exc:
+    print("errno", exc.errno)
+subprocess.run(["nft", "-f", "-"], input=rules, text=True, check=True)
+print("batch", n.read_batch(256), "hits", len(hits))
+print("batch", n.read_batch(256), "hits", len(hits))
+"""
+
+
+def test_a_receive_buffer_overflow_means_look_now_not_an_error():
+    need_root()
+    need_tool("nft")
+    with Lab() as lab:
+        ns = lab.ns("w")
+        r = lab.run(ns, sys.executable, "-c", OVERFLOW, check=False)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    # the first overflow shows the kernel drops messages into a small buffer (ENOBUFS, 105)
+    assert out[0] == "errno %d" % errno.ENOBUFS, r.stdout
+    # read_batch after another overflow: no candidates, one "changed", no exception
+    assert out[1] == "batch [] hits 1" and out[2] == "batch [] hits 1", r.stdout
