@@ -1,7 +1,9 @@
 """idle_wakeups_per_minute: what an idle daemon costs a router that mostly sleeps. Both
 daemons run side by side (each in its own lab, capture on its veth, firewall set up, no
 traffic, no grants); every wakeup follows a voluntary context switch, read from
-/proc/<pid>/status over the window and scaled to a minute. Target for spa-lite: at most 2."""
+/proc/<pid>/status over the window and scaled to a minute. Target for spa-lite: at most 2.
+spa-lite runs as deployed (nftables backend with PROTECT_PORTS, so its firewall watch is
+measured too); fwknopd runs its iptables backend under our own DROP rule."""
 
 import tempfile
 import time
@@ -44,7 +46,8 @@ def run(ctx) -> list:
     r = make_result("idle_wakeups_per_minute", "1/min", per_min["spa-lite"],
                     per_min.get("fwknopd"), seconds=round(elapsed, 1),
                     note="context switches of the idle daemon over %.0f s (capture on a veth, "
-                         "firewall set up, no traffic, no grants), scaled to a minute"
+                         "firewall set up: spa-lite nftables with PROTECT_PORTS and its watch, "
+                         "fwknopd iptables; no traffic, no grants), scaled to a minute"
                          % elapsed)
     if len(whos) < 2:
         r["missing"] = miss
