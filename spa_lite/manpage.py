@@ -22,7 +22,8 @@ the grant expires. \\fB\\-\\-fw\\-flush\\fR removes every grant and keeps \\fBPR
 or its watch puts the protection back). \\fB\\-\\-fw\\-revoke\\fR \\fIADDR\\fR removes the live
 grants of one address; a running daemon keeps them revoked.
 .PP
-Every 3 seconds the daemon looks at its firewall objects: after a firewall reload or
+When the kernel reports a ruleset change (every 3 seconds where it cannot, e.g.
+iptables\-legacy) the daemon looks at its firewall objects: after a firewall reload or
 \\fBnft flush ruleset\\fR it puts the protection and the live grants back; a grant an admin
 removed while spa\\-lite's objects stayed in place stays removed.
 .SH SIGNALS
