@@ -140,6 +140,9 @@ def test_a_notification_burst_is_one_look_after_the_debounce_then_quiet():
         assert w.next_at() == 1010.0 + DEBOUNCE and not w.due(1010.1) and w.due(1010.2)
         w.check(1010.2)
         assert w.next_at() == 1010.2 + SAFETY_INTERVAL and not w.due(1100)
+        w.backend = KernelStandIn()     # SIGHUP to a backend whose changes are not multicast
+        w.start(1200)
+        assert w.due(1200 + WATCH_INTERVAL)
     finally:
         notice.close()
     assert notice.fileno() is None

@@ -92,6 +92,7 @@ class FirewallWatch:
         self.enabled = False
         self.last = 0.0
         self.notice = None            # the ChangeNotice source, once listen() opened it
+        self.notified = False         # whether the backend's changes reach that source
         self.changed_at = None        # when the first unlooked-at notification came
         self.clock = None
 
@@ -105,6 +106,7 @@ class FirewallWatch:
         try:
             if self.backend.change_notice():
                 self.notice = ChangeNotice(self._changed)
+                self.notified = True
             else:
                 why = "the %s backend's changes are not multicast" % self.backend.name
         except (OSError, AttributeError) as exc:   # no permission, old kernel, not Linux
@@ -121,11 +123,14 @@ class FirewallWatch:
             self.changed_at = self.clock()
 
     def interval(self) -> float:
-        return SAFETY_INTERVAL if self.notice is not None else WATCH_INTERVAL
+        return SAFETY_INTERVAL if self.notified else WATCH_INTERVAL
 
     def start(self, now: float) -> None:
-        """Take the marker of the objects ``setup`` just made."""
+        """Take the marker of the objects ``setup`` just made (also for a new backend after
+        SIGHUP: whether its changes are multicast is asked again)."""
         self.enabled = False
+        if self.notice is not None:
+            self.notified = self.backend.change_notice()
         try:
             snap = self.backend.inspect(int(now))
         except FirewallError as exc:
