@@ -23,7 +23,7 @@ or its watch puts the protection back). \\fB\\-\\-fw\\-revoke\\fR \\fIADDR\\fR r
 grants of one address; a running daemon keeps them revoked.
 .PP
 When the kernel reports a ruleset change (every 3 seconds where it cannot, e.g.
-iptables\-legacy) the daemon looks at its firewall objects: after a firewall reload or
+iptables\\-legacy) the daemon looks at its firewall objects: after a firewall reload or
 \\fBnft flush ruleset\\fR it puts the protection and the live grants back; a grant an admin
 removed while spa\\-lite's objects stayed in place stays removed.
 .SH SIGNALS
