@@ -45,6 +45,7 @@ COMMANDS = {   # name -> help; FILLERS (below) declares each one's options
     "server": "the SPA daemon (fwknopd-compatible options and files)",
     "migrate": "convert fwknopd's config into /etc/config/spa-lite (uci)",
     "install-systemd": "install the systemd unit and the man page (Debian/Ubuntu)",
+    "status": "the running daemon's state and last decisions (from its status file)",
 }
 
 
@@ -235,6 +236,8 @@ def _fill_keygen(k) -> None:
     k.add_argument("--save-uci", metavar="SECTION",
                    help="also write the keys into access section SECTION of /etc/config/spa-lite")
     k.add_argument("--uci-file", metavar="FILE", help="uci file for --save-uci")
+    k.add_argument("--json", action="store_true",
+                   help="print one JSON object (keys, HMAC type, the QR payload) instead")
 
 
 def _fill_decode(d) -> None:
@@ -319,9 +322,19 @@ def _fill_install_systemd(i) -> None:
     i.add_argument("--print", action="store_true", help="print the unit instead of installing")
 
 
+def _fill_status(t) -> None:
+    t.add_argument("--json", action="store_true", help="print one JSON object")
+    t.add_argument("--status-file", metavar="FILE", help="read this status file")
+    t.add_argument("--uci", action="store_true",
+                   help="find it from /etc/config/spa-lite (the default when that file exists)")
+    t.add_argument("--uci-file", metavar="FILE", help="the same from this uci file")
+    t.add_argument("-c", "--config-file", metavar="FILE", help="find it from this fwknopd.conf")
+
+
 FILLERS = {"send": _fill_send, "connect": _fill_connect, "keygen": _fill_keygen,
            "decode": _fill_decode, "server": _fill_server, "migrate": _fill_migrate,
-           "install-systemd": _fill_install_systemd}
+           "install-systemd": _fill_install_systemd,
+           "status": _fill_status}
 
 
 def main(argv=None) -> int:
@@ -351,6 +364,9 @@ def main(argv=None) -> int:
                 raise UsageError("install-systemd is for systemd hosts; this package has no "
                                  "systemd support (OpenWrt: /etc/init.d/spa-lite)")
             return cmd_install_systemd(args)
+        if args.command == "status":
+            from spa_lite.server.status import cmd_status
+            return cmd_status(args)
         from spa_lite.client import commands
         if args.command == "connect":
             from spa_lite.client.connect import cmd_connect

@@ -335,14 +335,20 @@ def cmd_keygen(args) -> int:
         raise UsageError("--key-len: must be 1..32 bytes")
     if not 1 <= hmac_len <= 128:
         raise UsageError("--hmac-key-len: must be 1..128 bytes")
+    if getattr(args, "json", False) and args.qr:
+        raise UsageError("--json and --qr are alternatives (the JSON holds the QR payload)")
     key_b64, hmac_b64 = keygen_mod.generate(os.urandom, key_len, hmac_len)
     lines = keygen_mod.keygen_lines(key_b64, hmac_b64)
     if args.key_gen_file:
         write_private(args.key_gen_file, lines)
-    else:
+    elif not getattr(args, "json", False):
         sys.stdout.write(lines)
     if args.save_uci:
         _save_keys_to_uci(args.uci_file, args.save_uci, key_b64, hmac_b64, hmac_type)
+    if getattr(args, "json", False):
+        import json
+        sys.stdout.write(json.dumps(keygen_mod.as_json(
+            key_b64, hmac_b64, hmac_type, args.key_gen_file, args.save_uci), sort_keys=True) + "\n")
     if args.qr:
         payload = keygen_mod.qr_payload(key_b64, hmac_b64)
         art = keygen_mod.render_qr(payload)

@@ -28,6 +28,18 @@ def qr_payload(key_b64: str, hmac_b64: str) -> str:
     return "KEY_BASE64:%s HMAC_KEY_BASE64:%s" % (key_b64, hmac_b64)
 
 
+def as_json(key_b64: str, hmac_b64: str, hmac_type: str, key_file=None, uci_section=None) -> dict:
+    """``keygen --json``: what a web page needs to store the keys and draw the phone's QR
+    code. With ``-K`` the keys went to that file and are left out here."""
+    out = {"hmac_digest_type": hmac_type, "key_file": key_file, "uci_section": uci_section}
+    if key_file:
+        out.update(key_base64=None, hmac_key_base64=None, qr_payload=None)
+    else:
+        out.update(key_base64=key_b64, hmac_key_base64=hmac_b64,
+                   qr_payload=qr_payload(key_b64, hmac_b64))
+    return out
+
+
 def render_qr(payload: str):
     """Terminal QR code via ``qrencode`` when installed; None when it is not available."""
     exe = shutil.which("qrencode")

@@ -53,3 +53,10 @@ MAX_DIGEST_BLOCK_LEN = 136        # largest hash block size (SHA3-256 rate)
 # ends in one clear line instead of a MemoryError
 MAX_CONFIG_FILE_SIZE = 1024 * 1024        # fwknopd.conf, access.conf, includes, keys, uci, rc
 MAX_DIGEST_FILE_SIZE = 16 * 1024 * 1024   # the digest cache (~300,000 records)
+
+# The daemon's status file (server/status.py, read by `spa-lite status` and LuCI)
+STATUS_DECISIONS = 50             # last non-junk decisions kept
+STATUS_WRITE_BURST = 5            # writes allowed back to back ...
+STATUS_WRITE_REFILL = 2.0         # ... then one more per this many seconds
+STATUS_JUNK_WRITE_INTERVAL = 30.0 # junk-only changes are written at most this often
+STATUS_MAX_BYTES = 1 << 20        # a larger file is not ours

@@ -578,6 +578,7 @@ FWKNOPD_DEFAULTS = {
     "CMD_CYCLE_CLOSE": "",
     "REPLAY_GUARD_AFTER_STATE_LOSS": "boot",
     "LOG_JUNK_INTERVAL": "60",
+    "STATUS_FILE": "",        # empty: status.json beside DIGEST_FILE (server/status.py)
 }
 ALIASES = {"UDP_SERV_PORT": "UDPSERV_PORT"}
 

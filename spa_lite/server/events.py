@@ -45,9 +45,12 @@ class EventSink:
         self._sources = {k: {} for k in LIMITED}     # source_id -> count, per kind
         self.counts = {}
         self.verbose = False              # -v: one more line per decision (stanzas tried)
+        self.status = None                # a server.status.StatusFile, fed every decision
 
     def decision(self, cand, d, now: float, applied=None, error=None, trace=None) -> None:
         self.counts[d.verdict] = self.counts.get(d.verdict, 0) + 1
+        if self.status is not None:
+            self.status.record(cand, d, now)
         if self.json_out is not None:
             obj = {
                 "time": round(now, 3), "src": cand.src, "dst": cand.dst, "proto": cand.proto,
@@ -121,6 +124,8 @@ class EventSink:
 
     def tick(self, now: float) -> None:
         """Close the interval if it is over (called per packet and on idle wakeups)."""
+        if self.status is not None:
+            self.status.tick(now)
         if self._window_start is None:
             self._window_start = now
             return

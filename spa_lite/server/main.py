@@ -246,6 +246,11 @@ def cmd_server(args) -> int:
                     unwrap_http=frames.unwrap_http)
     daemon.install_signals()
     daemon.on_reload = reloader(args)
+    from spa_lite.server import status as status_mod
+    status = status_mod.for_settings(s, backend.name, events.note)
+    if status is not None:
+        status.daemon = daemon
+        events.status = status
     if not isinstance(backend, NullBackend):
         now = int(time.time())
         try:
@@ -285,6 +290,8 @@ def cmd_server(args) -> int:
                 os.unlink(args.pid_file)
             except OSError:
                 pass
+        if status is not None:
+            status.close(time.time())
     c = events.counts
     events.note("info", "stopped after %.0f s: %d packets examined (%s), %d internal errors"
                 % (time.time() - t0, daemon.examined,
