@@ -84,14 +84,17 @@ return view.extend({
 				return Promise.resolve();
 			}
 			return common.execJSON([ 'keygen', '--json' ]).then(function(keys) {
-				uci.add('spa-lite', 'access', name);
-				uci.set('spa-lite', name, 'enabled', '1');
-				uci.set('spa-lite', name, 'source', 'ANY');
-				uci.set('spa-lite', name, 'open_ports', 'tcp/22');
-				uci.set('spa-lite', name, 'key_base64', keys.key_base64);
-				uci.set('spa-lite', name, 'hmac_key_base64', keys.hmac_key_base64);
-				uci.set('spa-lite', name, 'fw_access_timeout', '30');
-				return section.map.save(null, true).then(function() {
+				/* set inside save()'s callback: it runs after the form is parsed, which
+				 * would otherwise drop values of a section that has no rendered row yet */
+				return section.map.save(function() {
+					uci.add('spa-lite', 'access', name);
+					uci.set('spa-lite', name, 'enabled', '1');
+					uci.set('spa-lite', name, 'source', 'ANY');
+					uci.set('spa-lite', name, 'open_ports', 'tcp/22');
+					uci.set('spa-lite', name, 'key_base64', keys.key_base64);
+					uci.set('spa-lite', name, 'hmac_key_base64', keys.hmac_key_base64);
+					uci.set('spa-lite', name, 'fw_access_timeout', '30');
+				}, true).then(function() {
 					showKeys(view, name, keys, 'tcp/22', true);
 				});
 			}).catch(function(e) {
@@ -143,6 +146,7 @@ return view.extend({
 
 		o = s.option(form.Button, '_qr', _('QR code'));
 		o.inputtitle = _('Show');
+		o.editable = true;                 /* a grid shows a text preview otherwise */
 		o.modalonly = false;
 		o.onclick = function(ev, section_id) {
 			var key = uci.get('spa-lite', section_id, 'key_base64'),
