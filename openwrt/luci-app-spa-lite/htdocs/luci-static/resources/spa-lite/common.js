@@ -98,7 +98,10 @@ function confirmInvalid(line) {
 
 /* The view's save, guarded by the daemon's check. */
 function guardedSave(map) {
-	return map.parse().then(function() {
+	return map.parse().catch(function(e) {
+		ui.addNotification(null, E('p', [ e ? e.message : _('Some values are invalid.') ]), 'warning');
+		throw e;
+	}).then(function() {
 		return checkCandidate();
 	}).then(function(line) {
 		return line ? confirmInvalid(line) : true;
