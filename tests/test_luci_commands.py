@@ -19,6 +19,7 @@ from spa_lite.core import limits
 from spa_lite.server import status as status_mod
 from spa_lite.server.model import Decision, Grant
 from tests.conftest import HMAC_KEY_B64, KEY_B64, REPO, run_cli
+from tests.test_interop_fwknop import free_udp_port
 
 ENV = dict(os.environ, PYTHONPATH=REPO)
 
@@ -232,14 +233,6 @@ def test_status_path_follows_the_uci_config(tmp_path):
     cfg.write_text("config server 'server'\n\toption capture 'carrier-pigeon'\n")
     r = status_cli("--json", "--uci-file", str(cfg))
     assert r.returncode == 2 and "capture must be one of" in r.stderr
-
-
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_for(pred, timeout=10.0):
