@@ -85,7 +85,7 @@ def test_overview_shows_service_grants_decisions_and_revokes(tmp_path):
     execs = [" ".join(c["exec"]) for c in out["calls"] if "exec" in c]
     assert SPA + " server --uci --fw-revoke 198.51.100.7" in execs
     assert execs.count(SPA + " status --json") >= 3          # load, after revoke, poll
-    assert out["polls"] == [5]
+    assert out["polls"] == [10]
     assert out["notifications"] == []
 
 

@@ -185,7 +185,7 @@ return view.extend({
 			grants: E('div', {}, [ this.renderGrants(data[2]) ]),
 			decisions: E('div', {}, [ this.renderDecisions(data[1]) ])
 		};
-		poll.add(function() { return view.refresh(); }, 5);
+		poll.add(function() { return view.refresh(); }, 10);   /* two short spa-lite runs a poll: mind a small router's CPU */
 		return E('div', { 'class': 'cbi-map' }, [
 			E('h2', [ _('spa-lite: overview') ]),
 			E('div', { 'class': 'cbi-map-descr' }, [
