@@ -6,11 +6,14 @@ knocked by ``spa-lite send`` to prove the status file follows what the daemon de
 import base64
 import json
 import os
+import pathlib
+import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -77,6 +80,37 @@ def test_keygen_json_save_uci_is_private(tmp_path):
     text = cfg.read_text()
     assert "config access 'phone2'" in text and obj["key_base64"] in text
     assert stat.S_IMODE(os.stat(cfg).st_mode) == 0o600
+
+
+@pytest.fixture
+def open_dir():
+    """A directory every user may enter (pytest's own tmp dirs are 0700), so that only the
+    file's own mode decides what user nobody may do."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make files another user cannot read or write")
+    d = tempfile.mkdtemp(prefix="spa-lite-luci-")
+    os.chmod(d, 0o755)
+    yield pathlib.Path(d)
+    shutil.rmtree(d)
+
+
+def test_keygen_json_save_uci_unwritable_is_one_line_exit_2(open_dir):
+    """As a user who may read but not write the config: no keys printed, one line, exit 2."""
+    cfg = open_dir / "spa-lite"
+    cfg.write_text("config access 'a'\n\toption source 'ANY'\n")
+    os.chmod(cfg, 0o644)
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        sys.executable, "-m", "spa_lite", "keygen", "--json", "--save-uci", "b",
+                        "--uci-file", str(cfg)], capture_output=True, text=True, env=ENV,
+                       timeout=30)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == "spa-lite keygen: %s: cannot write: Permission denied\n" % cfg
+    os.chmod(cfg, 0o600)
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        sys.executable, "-m", "spa_lite", "keygen", "--json", "--save-uci", "b",
+                        "--uci-file", str(cfg)], capture_output=True, text=True, env=ENV,
+                       timeout=30)
+    assert r.returncode == 2 and r.stdout == "" and "cannot read: Permission denied" in r.stderr
 
 
 # ------------------------------------------------------------------ the status file writer
@@ -209,13 +243,17 @@ def test_status_bad_file_is_one_line_exit_2(tmp_path, content, needle):
     assert r.stderr.count("\n") == 1 and needle in r.stderr and str(p) in r.stderr
 
 
-def test_status_unreadable_file_says_permission_denied(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("needs root to make a file another user cannot read")
-    st, _ = writer(tmp_path)
+def test_status_unreadable_file_says_permission_denied(open_dir):
+    st, _ = writer(open_dir)
     st.tick(1000.0)
-    os.chmod(tmp_path, 0o755)
     os.chmod(os.path.dirname(st.path), 0o755)        # only the file's own 0600 stops nobody
+    r = status_cli("--json", "--status-file", st.path, user="nobody")
+    assert r.returncode == 2 and r.stdout == ""
+    assert "Permission denied" in r.stderr and r.stderr.count("\n") == 1
+    os.chmod(st.path, 0o644)                         # the control: readable, it works
+    r = status_cli("--json", "--status-file", st.path, user="nobody")
+    assert r.returncode == 0 and json.loads(r.stdout)["backend"] == "fw4"
+    os.chmod(st.path, 0o600)
     r = status_cli("--json", "--status-file", st.path, user="nobody")
     assert r.returncode == 2 and r.stdout == ""
     assert "Permission denied" in r.stderr and r.stderr.count("\n") == 1
