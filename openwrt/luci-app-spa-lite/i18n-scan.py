@@ -3,7 +3,7 @@
 
 LuCI's own build/i18n-scan.pl does the same for apps inside the luci repository; this one
 needs nothing but Python. ``--check`` exits 1 (naming what is missing or stale) when the
-.pot file does not match the sources, so a test can keep the two in step.
+.pot file's strings do not match the sources', so a test can keep the two in step.
 
 Usage: i18n-scan.py [--check]
 """
@@ -76,9 +76,9 @@ def main(argv) -> int:
         except OSError as exc:
             sys.stderr.write("i18n-scan: %s: %s\n" % (POT, exc.strerror))
             return 1
-        if current != text:
-            want = set(re.findall(r"^msgid (.*)$", text, re.M))
-            have = set(re.findall(r"^msgid (.*)$", current, re.M))
+        want = set(re.findall(r"^msgid (.*)$", text, re.M))
+        have = set(re.findall(r"^msgid (.*)$", current, re.M))
+        if want != have:            # the strings, not the "#: file:line" references
             sys.stderr.write("i18n-scan: %s is out of date (missing: %s; stale: %s); "
                              "run openwrt/luci-app-spa-lite/i18n-scan.py\n"
                              % (POT, sorted(want - have) or "none", sorted(have - want) or "none"))

@@ -39,7 +39,11 @@ function quote(v) {
 	return "'" + String(v).replace(/'/g, "'\\''") + "'";
 }
 
-/* The uci file text of the 'spa-lite' config as the form holds it now (unsaved edits too). */
+/*
+ * The uci file text of the 'spa-lite' config as the form holds it now (unsaved edits too).
+ * Values come from uci.get(), which knows about options removed since the last load
+ * (uci.sections() still lists those).
+ */
 function candidateText() {
 	var out = [];
 	uci.sections('spa-lite').forEach(function(s) {
@@ -47,7 +51,9 @@ function candidateText() {
 		Object.keys(s).forEach(function(k) {
 			if (k.charAt(0) == '.')
 				return;
-			var v = s[k];
+			var v = uci.get('spa-lite', s['.name'], k);
+			if (v == null)
+				return;
 			if (Array.isArray(v))
 				v.forEach(function(item) { out.push('\tlist ' + k + ' ' + quote(item)); });
 			else
