@@ -205,6 +205,19 @@ def test_javascript_parses(path):
     assert r.returncode == 0, r.stderr
 
 
+def test_eslint():
+    """ESLint's recommended rules with an ES5 parser (LuCI 23.05 may minify with jsmin):
+    undefined names, unused variables, unreachable code. The class-file globals are the
+    names the 'require' lines bind, plus LuCI's E, _ and L."""
+    eslint = os.path.join(REPO, ".cache", "eslint", "node_modules", ".bin", "eslint")
+    if not os.path.exists(eslint):
+        pytest.skip("eslint is not installed (scripts/test installs it into .cache/eslint "
+                    "when npm exists; node --check still runs)")
+    r = subprocess.run([eslint, "--no-eslintrc", "-c", os.path.join(APP, ".eslintrc.json"),
+                        os.path.join(APP, "htdocs")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
 # classes luci-base ships (modules/luci-base/htdocs/luci-static/resources/*.js in 23.05)
 LUCI_BASE = {"baseclass", "dom", "form", "fs", "network", "poll", "request", "rpc", "uci", "ui",
              "view", "validation", "firewall", "tools.widgets", "tools.views"}
