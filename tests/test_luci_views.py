@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from spa_lite import uci as uci_mod
 from tests.conftest import HMAC_KEY_B64, KEY_B64, REPO
@@ -168,3 +169,33 @@ def test_settings_check_sees_a_placeholder_key(tmp_path):
     phone = dict(PHONE, key_base64="__CHANGEME__")
     out = run("settings_save", tmp_path, uci={"spa-lite": [SERVER, phone]})
     assert out["outcome"].startswith("refused") and "__CHANGEME__" in out["checkModal"]
+
+
+NAMES = st.from_regex(r"[A-Za-z0-9_]{1,12}", fullmatch=True)
+OPTION_NAMES = st.from_regex(r"[a-z0-9_]{1,12}", fullmatch=True)     # uci options: lower case
+VALUES = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=40)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["server", "access", "client"]), NAMES,
+                          st.dictionaries(OPTION_NAMES, st.one_of(VALUES, st.lists(VALUES, min_size=2, max_size=3)),
+                                          max_size=5)),
+                min_size=1, max_size=4, unique_by=lambda s: s[1]))
+def test_candidate_text_round_trips_through_spa_lites_uci_parser(sections):
+    """Whatever the form holds (quotes, backslashes, non-ASCII), the file the settings check
+    writes reads back as the same sections, options and list values."""
+    node = shutil.which("node")
+    if not node:
+        pytest.skip("node is not installed (scripts/test installs nodejs)")
+    config = [dict({".type": t, ".name": n, ".anonymous": False}, **opts) for t, n, opts in sections]
+    r = subprocess.run([node, os.path.join(REPO, "tests", "luci_harness", "candidate.js")],
+                       input=json.dumps({"app": APP, "configs": [config]}), capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    text, = json.loads(r.stdout)
+    parsed = uci_mod.parse(text, "candidate")
+    assert [(s.type, s.name) for s in parsed] == [(t, n) for t, n, _ in sections]
+    for sec, (_, _, opts) in zip(parsed, sections):
+        got = {name: values for name, values, _ in sec.grouped()}
+        want = {k.lower(): (v if isinstance(v, list) else [v]) for k, v in opts.items()}
+        assert got == want
