@@ -124,7 +124,7 @@ class StatusFile:
 
     def write(self, now: float, stopped=None) -> None:
         """Replace the file atomically; a failure is said once and never stops the daemon."""
-        from spa_lite.uci import write_private
+        from spa_lite.privfile import write_private
         self.last_write = now
         self.dirty = self.urgent = False
         try:
@@ -132,10 +132,11 @@ class StatusFile:
             write_private(self.path, json.dumps(self.snapshot(now, stopped), sort_keys=True) + "\n")
             self.writes += 1
             self.failed = False
-        except OSError as exc:
+        except (OSError, UsageError) as exc:
             if not self.failed:
-                self.note("warning", "cannot write status file %s: %s"
-                          % (self.path, exc.strerror or exc))
+                self.note("warning", "status file not written: %s" % (
+                    "%s: %s" % (self.path, exc.strerror or exc) if isinstance(exc, OSError)
+                    else exc))                     # privfile's UsageError names the file
             self.failed = True
 
     def close(self, now: float) -> None:
