@@ -234,10 +234,12 @@ def test_status_missing_file_is_not_running(tmp_path):
     ("not json", "not valid JSON"),
     ('{"format": 99}', "not a spa-lite status file"),
     ("[1, 2]", "not a spa-lite status file"),
+    ("x" * (limits.STATUS_MAX_BYTES + 1), "cannot read: larger than"),
+    (b"\xff\xfe", "cannot read"),
 ])
 def test_status_bad_file_is_one_line_exit_2(tmp_path, content, needle):
     p = tmp_path / "status.json"
-    p.write_text(content)
+    p.write_bytes(content if isinstance(content, bytes) else content.encode())
     r = status_cli("--json", "--status-file", str(p))
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.count("\n") == 1 and needle in r.stderr and str(p) in r.stderr

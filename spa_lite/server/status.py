@@ -187,17 +187,14 @@ def _pid_alive(pid) -> bool:
 
 def read_status(path: str) -> dict:
     """The status file with ``running`` added; UsageError (one line) when unreadable."""
+    from spa_lite.textfile import read_text
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read(limits.STATUS_MAX_BYTES + 1)
+        text = read_text(path, limits.STATUS_MAX_BYTES)
     except FileNotFoundError:
         return {"format": FORMAT, "running": False, "status_file": path, "pid": None,
                 "started": None, "stopped": None, "decisions": [], "counts": {}}
     except (OSError, UnicodeError) as exc:
         raise UsageError("%s: cannot read: %s" % (path, getattr(exc, "strerror", None) or exc))
-    if len(text) > limits.STATUS_MAX_BYTES:
-        raise UsageError("%s: larger than %d bytes; not a spa-lite status file"
-                         % (path, limits.STATUS_MAX_BYTES))
     try:
         obj = json.loads(text)
     except ValueError as exc:
