@@ -199,3 +199,31 @@ def test_candidate_text_round_trips_through_spa_lites_uci_parser(sections):
         got = {name: values for name, values, _ in sec.grouped()}
         want = {k.lower(): (v if isinstance(v, list) else [v]) for k, v in opts.items()}
         assert got == want
+
+
+FRESH = [dict(SERVER, enabled="0"),
+         dict(PHONE, key_base64="__CHANGEME__", hmac_key_base64="__CHANGEME__")]
+
+
+def test_first_phone_on_a_fresh_install_gets_knocking(tmp_path):
+    """The package ships the service off and an example entry with placeholder keys, which
+    the daemon refuses to start with. Adding the first phone turns the service on and the
+    placeholder entry off (and says so), so Save & Apply passes the real daemon's check."""
+    out = run("keys_add", tmp_path, name="alice_phone", uci={"spa-lite": FRESH})
+    state = {s[".name"]: s for s in out["uci"]["spa-lite"]}
+    assert state["server"]["enabled"] == "1"
+    assert state["phone"]["enabled"] == "0" and state["alice_phone"]["enabled"] == "1"
+    assert "it is turned on for these keys" in out["modalText"]
+    assert "The entry phone had no keys yet" in out["modalText"]
+    assert {"apply": True} in out["calls"]                     # the check passed
+    checked = [c for c in out["calls"] if "write" in c][0]["data"]
+    assert "option enabled '1'" in checked.split("config access")[0]
+
+
+def test_naming_the_placeholder_entry_fills_its_keys(tmp_path):
+    out = run("keys_add", tmp_path, name="phone", uci={"spa-lite": FRESH})
+    state = {s[".name"]: s for s in out["uci"]["spa-lite"]}
+    assert [s[".name"] for s in out["uci"]["spa-lite"]] == ["server", "phone"]
+    assert state["phone"]["key_base64"] != "__CHANGEME__" and state["phone"]["enabled"] == "1"
+    assert "The entry phone had no keys" not in out["modalText"]
+    assert {"apply": True} in out["calls"]

@@ -157,7 +157,8 @@ function createRuntime(opts) {
 			var s = (uciState[conf] || []).filter(function(x) { return x['.name'] == sid; })[0];
 			if (!s)
 				return null;
-			return opt == null ? s['.type'] : (s[opt] == null ? null : s[opt]);
+			/* uci.js: the section object when no option is named */
+			return opt == null ? JSON.parse(JSON.stringify(s)) : (s[opt] == null ? null : s[opt]);
 		},
 		set: function(conf, sid, opt, val) {
 			var s = (uciState[conf] || []).filter(function(x) { return x['.name'] == sid; })[0];

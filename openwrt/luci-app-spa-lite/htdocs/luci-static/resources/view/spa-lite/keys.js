@@ -14,13 +14,42 @@
  */
 
 var NAME_RE = /^[A-Za-z0-9_]{1,32}$/;
+var PLACEHOLDER = '__CHANGEME__';
 
 function qrPayload(key, hmac) {
 	/* the format luci-app-fwknopd and fwknop's console-qr use, which Fwknop2 reads */
 	return 'KEY_BASE64:' + key + ' HMAC_KEY_BASE64:' + hmac;
 }
 
-function showKeys(view, name, keys, access, fresh) {
+function hasPlaceholder(sid) {
+	return [ 'key_base64', 'hmac_key_base64', 'key', 'hmac_key' ].some(function(opt) {
+		return uci.get('spa-lite', sid, opt) == PLACEHOLDER;
+	});
+}
+
+/*
+ * What a fresh install needs for the first phone to work: the package ships the service
+ * off and an example entry with placeholder keys (which the daemon refuses to start with).
+ * Turn the service on and the placeholder entries off; say so. Returns the notes.
+ */
+function onboard(name) {
+	var notes = [];
+	var server = uci.get('spa-lite', 'server');
+	if (server != null && server['.type'] == 'server' && uci.get('spa-lite', 'server', 'enabled') == '0') {
+		uci.set('spa-lite', 'server', 'enabled', '1');
+		notes.push(_('spa-lite was turned off (Settings); it is turned on for these keys.'));
+	}
+	uci.sections('spa-lite', 'access').forEach(function(s) {
+		var sid = s['.name'];
+		if (sid != name && uci.get('spa-lite', sid, 'enabled') != '0' && hasPlaceholder(sid)) {
+			uci.set('spa-lite', sid, 'enabled', '0');
+			notes.push(_('The entry %s had no keys yet (placeholders); it is turned off.').format(sid));
+		}
+	});
+	return notes;
+}
+
+function showKeys(view, name, keys, access, fresh, notes) {
 	var port = uci.get('spa-lite', 'server', 'port') || '62201',
 	    rc = common.fwknoprc(name, window.location.hostname, port, access || 'tcp/22',
 	                         keys.key_base64, keys.hmac_key_base64, keys.hmac_digest_type),
@@ -43,8 +72,9 @@ function showKeys(view, name, keys, access, fresh) {
 	buttons.push(E('button', { 'class': 'btn', 'click': ui.hideModal }, [ _('Close') ]));
 
 	ui.showModal(_('Keys of %s').format(name), [
-		fresh ? E('p', { 'class': 'alert-message notice' },
-			_('New keys are stored but not active yet: press "Save & Apply".')) : '',
+		fresh ? E('div', { 'class': 'alert-message notice' }, [
+			E('p', _('New keys are stored but not active yet: press "Save & Apply".'))
+		].concat((notes || []).map(function(n) { return E('p', n); }))) : '',
 		E('p', _('Scan with the Fwknop2 app (Android): Add configuration, then the QR code button.')),
 		E('div', { 'class': 'spa-lite-qr-box', 'style': 'text-align:center' },
 			[ qr.svg(qrPayload(keys.key_base64, keys.hmac_key_base64), 288, 'M') ]),
@@ -79,23 +109,30 @@ return view.extend({
 				ui.addNotification(null, E('p', _('Name the phone first: letters, digits and _ only, e.g. alice_phone.')), 'warning');
 				return Promise.resolve();
 			}
-			if (uci.get('spa-lite', name) != null) {
+			var existing = uci.get('spa-lite', name),       /* the section object, or null */
+			    reuse = (existing != null && existing['.type'] == 'access' && hasPlaceholder(name));
+			if (existing != null && !reuse) {
 				ui.addNotification(null, E('p', _('There is already an entry called %s.').format(name)), 'warning');
 				return Promise.resolve();
 			}
 			return common.execJSON([ 'keygen', '--json' ]).then(function(keys) {
+				var notes = [], access;
 				/* set inside save()'s callback: it runs after the form is parsed, which
 				 * would otherwise drop values of a section that has no rendered row yet */
 				return section.map.save(function() {
-					uci.add('spa-lite', 'access', name);
+					if (!reuse) {
+						uci.add('spa-lite', 'access', name);
+						uci.set('spa-lite', name, 'source', 'ANY');
+						uci.set('spa-lite', name, 'open_ports', 'tcp/22');
+						uci.set('spa-lite', name, 'fw_access_timeout', '30');
+					}
 					uci.set('spa-lite', name, 'enabled', '1');
-					uci.set('spa-lite', name, 'source', 'ANY');
-					uci.set('spa-lite', name, 'open_ports', 'tcp/22');
 					uci.set('spa-lite', name, 'key_base64', keys.key_base64);
 					uci.set('spa-lite', name, 'hmac_key_base64', keys.hmac_key_base64);
-					uci.set('spa-lite', name, 'fw_access_timeout', '30');
+					access = uci.get('spa-lite', name, 'open_ports') || 'tcp/22';
+					notes = onboard(name);
 				}, true).then(function() {
-					showKeys(view, name, keys, 'tcp/22', true);
+					showKeys(view, name, keys, access, true, notes);
 				});
 			}).catch(function(e) {
 				ui.addNotification(null, E('p', _('Could not make keys on the router: %s').format(e.message)), 'error');
@@ -151,8 +188,8 @@ return view.extend({
 		o.onclick = function(ev, section_id) {
 			var key = uci.get('spa-lite', section_id, 'key_base64'),
 			    hmac = uci.get('spa-lite', section_id, 'hmac_key_base64');
-			if (!key || !hmac || key == '__CHANGEME__' || hmac == '__CHANGEME__') {
-				ui.addNotification(null, E('p', _('%s has no keys yet: remove it and use "Add a phone".').format(section_id)), 'warning');
+			if (!key || !hmac || hasPlaceholder(section_id)) {
+				ui.addNotification(null, E('p', _('%s has no keys yet: type its name next to "Add a phone" to make them.').format(section_id)), 'warning');
 				return;
 			}
 			showKeys(view, section_id, {
