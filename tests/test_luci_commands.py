@@ -352,3 +352,26 @@ def test_test_mode_and_pcap_keep_no_status_unless_asked(tmp_path):
     s.test = True
     conf.set("STATUS_FILE", str(tmp_path / "x.json"), "test")
     assert status_mod.for_settings(s, "none").path == str(tmp_path / "x.json")
+
+
+def test_status_follows_the_daemons_current_settings(tmp_path):
+    """A configuration reload swaps the daemon's settings and backend: the next write says
+    where it listens now, not where it listened at start."""
+    from types import SimpleNamespace
+    st, _ = writer(tmp_path)
+    d = FakeDaemon()
+    d.s = SimpleNamespace(capture="udp", udp_port=40001, port_lo=1, port_hi=1, interface="x",
+                          protos={"udp"}, test=False, stanzas=[1, 2], guard_state_loss="boot")
+    d.backend = SimpleNamespace(name="nftables")
+    st.daemon = d
+    st.tick(1000.0)
+    obj = read(st)
+    assert (obj["capture"], obj["port"], obj["backend"], obj["stanzas"]) == ("udp", 40001, "nftables", 2)
+    d.s = SimpleNamespace(capture="packet", udp_port=1, port_lo=62201, port_hi=62201,
+                          interface="pppoe-wan", protos={"udp"}, test=False, stanzas=[1],
+                          guard_state_loss="start")
+    d.backend = SimpleNamespace(name="fw4")
+    st.record(Cand("192.0.2.1"), Decision("reject", "x"), 1001.0)
+    obj = read(st)
+    assert (obj["capture"], obj["interface"], obj["port"], obj["backend"]) == (
+        "packet", "pppoe-wan", 62201, "fw4")

@@ -107,11 +107,15 @@ class StatusFile:
         d = self.daemon
         floor = None
         examined = live = 0
+        info = self.info
         if d is not None:
             examined = d.examined
             live = len(d.grants.live)
             f = d.replay.floor(now)
             floor = f if f is not None and f > now else None
+            s, backend = getattr(d, "s", None), getattr(d, "backend", None)
+            if s is not None and backend is not None:   # the daemon's settings as they are
+                info = dict(info, **daemon_info(s, backend.name))   # now (a reload swaps them)
         junk = dict(self.junk)
         if junk["last_source"] is not None:
             junk["last_source"] = address_text(junk["last_source"])
@@ -119,7 +123,7 @@ class StatusFile:
                "updated": int(now), "stopped": stopped, "floor": floor, "examined": examined,
                "live_grants": live, "counts": dict(self.counts), "junk": junk,
                "decisions": list(self.decisions)}
-        out.update(self.info)
+        out.update(info)
         return out
 
     def write(self, now: float, stopped=None) -> None:
