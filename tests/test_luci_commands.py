@@ -310,18 +310,24 @@ def test_status_of_a_real_daemon(tmp_path):
         assert (first["capture"], first["port"], first["interface"]) == ("udp", port, None)
         assert first["backend"] == "none" or first["test_mode"] is True
         keys = ["--key-base64-rijndael", KEY_B64, "--key-base64-hmac", HMAC_KEY_B64]
+        # first junk that gets past the kernel's length filter (a real packet with one
+        # character changed, so no stanza's HMAC matches); the knocks' writes then count it
+        good = run_cli("send", "--no-rc-file", "-A", "tcp/22", "-a", "127.0.0.1", "-D",
+                       "127.0.0.1", "-p", str(port), "-T", *keys).stdout.strip()
+        bad = good[:40] + ("B" if good[40] != "B" else "C") + good[41:]
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.sendto(bad.encode(), ("127.0.0.1", port))
+        s.close()
         for access in ("tcp/22", "tcp/23"):
             r = run_cli("send", "--no-rc-file", "-A", access, "-a", "127.0.0.1", "-D",
                         "127.0.0.1", "-p", str(port), *keys)
             assert r.returncode == 0, r.stderr
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.sendto(b"8" + b"A" * 200, ("127.0.0.1", port))
-        s.close()
         st = wait_for(lambda: (lambda o: o if len(o["decisions"]) == 2 else None)(status()))
         assert [(d["verdict"], d["source"]) for d in st["decisions"]] == [
             ("grant", "127.0.0.1"), ("reject", "127.0.0.1")]
         assert st["decisions"][0]["access"] == ["tcp/22"]
         assert "tcp/23" in st["decisions"][1]["reason"]
+        assert st["junk"]["count"] == 1 and st["running"] is True
         srv.send_signal(signal.SIGTERM)
         srv.wait(10)
         last = status()
@@ -375,3 +381,59 @@ def test_status_follows_the_daemons_current_settings(tmp_path):
     obj = read(st)
     assert (obj["capture"], obj["interface"], obj["port"], obj["backend"]) == (
         "packet", "pppoe-wan", 62201, "fw4")
+
+
+def test_held_back_writes_tell_the_daemon_when_they_are_due(tmp_path):
+    """The daemon sleeps until its next deadline: a write the rate limit held back must be
+    one (else the end of a flood would show only when the next packet comes)."""
+    from spa_lite.server.events import EventSink
+    st, _ = writer(tmp_path)
+    sink = EventSink()
+    sink.status = st
+    sink.tick(1000.0)
+    assert sink.next_due() is None                       # written, nothing waits
+    for i in range(limits.STATUS_WRITE_BURST + 3):     # rejects: no log summary is due
+        sink.decision(Cand("203.0.113.9"), Decision("reject", "tcp/23 not open"), 1000.0)
+    due = sink.next_due()
+    assert due is not None and 1000 < due <= 1000 + limits.STATUS_WRITE_REFILL + 1
+    assert read(st)["counts"]["reject"] < limits.STATUS_WRITE_BURST + 3
+    sink.tick(due)
+    assert read(st)["counts"]["reject"] == limits.STATUS_WRITE_BURST + 3
+    assert sink.next_due() is None
+    sink.decision(Cand("192.0.2.1"), Decision("junk", "no stanza matched"), due + 1.0)
+    junk_due = sink.next_due()                           # junk alone waits longer
+    assert junk_due == -int(-(due + limits.STATUS_JUNK_WRITE_INTERVAL))
+
+
+def test_end_of_a_flood_is_written_without_another_packet(tmp_path):
+    """A real daemon: more rejects than the write burst, then silence; the status file
+    catches up by itself within the refill period."""
+    port = free_udp_port()
+    sfile = tmp_path / "status.json"
+    conf = tmp_path / "fwknopd.conf"
+    conf.write_text("UDPSERV_PORT %d\nSTATUS_FILE %s\n" % (port, sfile))
+    acc = tmp_path / "access.conf"
+    acc.write_text("SOURCE ANY\nOPEN_PORTS tcp/22\nKEY_BASE64 %s\nHMAC_KEY_BASE64 %s\n"
+                   % (KEY_B64, HMAC_KEY_B64))
+    os.chmod(conf, 0o600)
+    os.chmod(acc, 0o600)
+    srv = subprocess.Popen([sys.executable, "-m", "spa_lite", "server", "-c", str(conf), "-a",
+                            str(acc), "-U", "-t", "-f", "-d", str(tmp_path / "digest")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    try:
+        wait_for(lambda: sfile.exists())
+        keys = ["--key-base64-rijndael", KEY_B64, "--key-base64-hmac", HMAC_KEY_B64]
+        n = limits.STATUS_WRITE_BURST + 3
+        packets = [run_cli("send", "--no-rc-file", "-A", "tcp/23", "-a", "127.0.0.1", "-D",
+                           "127.0.0.1", "-p", str(port), "-T", *keys).stdout.strip()
+                   for _ in range(n)]
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for p in packets:
+            s.sendto(p.encode(), ("127.0.0.1", port))
+        s.close()
+        got = wait_for(lambda: (lambda o: o if o.get("counts", {}).get("reject") == n else None)(
+            json.loads(sfile.read_text())), timeout=limits.STATUS_WRITE_REFILL * 4 + 5)
+        assert len(got["decisions"]) == n and srv.poll() is None
+    finally:
+        srv.terminate()
+        srv.wait(10)

@@ -144,11 +144,16 @@ class EventSink:
         self._window_start = now
 
     def next_due(self):
-        """When tick() next has a summary to write, or None: nothing is waiting for one (so
-        an idle daemon needs no timer for it)."""
+        """When tick() next has a summary (or a held-back status-file write) to do, or None:
+        nothing is waiting (so an idle daemon needs no timer for it)."""
+        due = None
         if self._window_start is not None and any(self._suppressed.values()):
-            return -int(-(self._window_start + self.junk_interval))   # tick() compares whole
-        return None                                                 # seconds: round up
+            # tick() compares whole seconds: round up
+            due = -int(-(self._window_start + self.junk_interval))
+        status = self.status.next_due() if self.status is not None else None
+        if status is not None and (due is None or status < due):
+            due = status
+        return due
 
     def note(self, level: str, text: str) -> None:
         """A non-packet event (start, stop, grant expiry, firewall trouble)."""

@@ -96,6 +96,18 @@ class StatusFile:
         elif now - self.last_write >= limits.STATUS_JUNK_WRITE_INTERVAL:
             self.write(now)
 
+    def next_due(self):
+        """When tick() can write what is waiting (whole seconds, rounded up), or None when
+        nothing waits: the daemon's loop sleeps until then, so the last decisions of a
+        flood are written even if no packet follows."""
+        if not self.dirty:
+            return None
+        if self.urgent:
+            due = self.last_refill + max(0.0, 1.0 - self.tokens) * limits.STATUS_WRITE_REFILL
+        else:
+            due = self.last_write + limits.STATUS_JUNK_WRITE_INTERVAL
+        return -int(-due)
+
     def _refill(self, now: float) -> None:
         gained = (now - self.last_refill) / limits.STATUS_WRITE_REFILL
         if gained > 0:
