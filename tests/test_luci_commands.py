@@ -285,11 +285,10 @@ def wait_for(pred, timeout=10.0):
     raise AssertionError("timed out")
 
 
-def test_status_of_a_real_daemon(tmp_path):
-    """A daemon on loopback (UDP mode, test mode: no firewall) knocked by spa-lite send; the
-    status command shows it running, the grant, the reject and the junk summary."""
+def udp_daemon(tmp_path, sfile):
+    """spa-lite server on loopback (UDP socket, -t: no firewall) keeping STATUS_FILE sfile,
+    one stanza for the test keys opening tcp/22; (process, port)."""
     port = free_udp_port()
-    sfile = tmp_path / "st" / "status.json"
     conf = tmp_path / "fwknopd.conf"
     conf.write_text("UDPSERV_PORT %d\nSTATUS_FILE %s\n" % (port, sfile))
     acc = tmp_path / "access.conf"
@@ -300,6 +299,14 @@ def test_status_of_a_real_daemon(tmp_path):
     srv = subprocess.Popen([sys.executable, "-m", "spa_lite", "server", "-c", str(conf), "-a",
                             str(acc), "-U", "-t", "-f", "-d", str(tmp_path / "digest")],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
+    return srv, port
+
+
+def test_status_of_a_real_daemon(tmp_path):
+    """A daemon on loopback (UDP mode, test mode: no firewall) knocked by spa-lite send; the
+    status command shows it running, the grant, the reject and the junk summary."""
+    sfile = tmp_path / "st" / "status.json"
+    srv, port = udp_daemon(tmp_path, sfile)
     try:
         def status():
             r = status_cli("--json", "--status-file", str(sfile))
@@ -408,18 +415,8 @@ def test_held_back_writes_tell_the_daemon_when_they_are_due(tmp_path):
 def test_end_of_a_flood_is_written_without_another_packet(tmp_path):
     """A real daemon: more rejects than the write burst, then silence; the status file
     catches up by itself within the refill period."""
-    port = free_udp_port()
     sfile = tmp_path / "status.json"
-    conf = tmp_path / "fwknopd.conf"
-    conf.write_text("UDPSERV_PORT %d\nSTATUS_FILE %s\n" % (port, sfile))
-    acc = tmp_path / "access.conf"
-    acc.write_text("SOURCE ANY\nOPEN_PORTS tcp/22\nKEY_BASE64 %s\nHMAC_KEY_BASE64 %s\n"
-                   % (KEY_B64, HMAC_KEY_B64))
-    os.chmod(conf, 0o600)
-    os.chmod(acc, 0o600)
-    srv = subprocess.Popen([sys.executable, "-m", "spa_lite", "server", "-c", str(conf), "-a",
-                            str(acc), "-U", "-t", "-f", "-d", str(tmp_path / "digest")],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    srv, port = udp_daemon(tmp_path, sfile)
     try:
         wait_for(lambda: sfile.exists())
         keys = ["--key-base64-rijndael", KEY_B64, "--key-base64-hmac", HMAC_KEY_B64]
@@ -437,3 +434,4 @@ def test_end_of_a_flood_is_written_without_another_packet(tmp_path):
     finally:
         srv.terminate()
         srv.wait(10)
+    assert "Traceback" not in srv.stderr.read()
