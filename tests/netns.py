@@ -14,6 +14,22 @@ import os
 import subprocess
 
 
+def stop_process(p, sig=None, timeout: float = 5) -> None:
+    """Stop a child politely (SIGTERM, or ``sig``), then for sure (SIGKILL) after ``timeout``
+    seconds: a test's daemons never outlive it, even when one ignores the first signal."""
+    if p.poll() is not None:
+        return
+    if sig is None:
+        p.terminate()
+    else:
+        p.send_signal(sig)
+    try:
+        p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait(timeout)
+
+
 class Lab:
     def __init__(self, prefix: str = "spat") -> None:
         self.prefix = "%s%d" % (prefix, os.getpid() % 100000)
@@ -88,13 +104,7 @@ class Lab:
 
     def close(self) -> None:
         for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(5)
+            stop_process(p)
         for ns in self.namespaces:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         self.namespaces = []

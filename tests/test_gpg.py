@@ -30,6 +30,7 @@ from spa_lite.server.model import Candidate
 from spa_lite.server.policy import PolicyOptions, decide
 from spa_lite.server.replay import ReplayCache
 from tests import gpgkeys
+from tests.netns import stop_process
 from tests.conftest import HMAC_KEY_B64, KEY_B64, REPO, need_root, need_tool, run_cli
 from tests.test_firewall_nftables import wait_until
 from tests.test_interop_fwknop import free_udp_port
@@ -525,12 +526,7 @@ def fwknopd_gpg(keys, tmp_path_factory):
         assert wait_until(lambda: "Kicking off UDP server" in text(), 10), text()
         yield tmp, port, text
     finally:
-        p.terminate()
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
+        stop_process(p)
         log.close()
 
 

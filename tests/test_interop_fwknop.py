@@ -10,7 +10,6 @@
 import itertools
 import os
 import re
-import signal
 import subprocess
 import time
 
@@ -21,6 +20,7 @@ from spa_lite.core import message, wire
 from spa_lite.core.b64 import b64decode_key
 from spa_lite.core.errors import SpaError
 from tests import libfko
+from tests.netns import stop_process
 from tests.conftest import HMAC_KEY_B64, KEY_B64, need_tool, run_cli
 
 K = b64decode_key(KEY_B64)
@@ -246,12 +246,7 @@ def fwknopd(tmp_path_factory):
             time.sleep(0.05)
         yield d
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
         log.close()
 
 
