@@ -261,8 +261,11 @@ def test_bytecode_package_is_small_and_sourceless(tmp_path):
         assert data[:4] == importlib.util.MAGIC_NUMBER
         assert int.from_bytes(data[4:8], "little") == 0b01
     # GnuPG SPA (gpg.py, gpgspa, gpggate, gpgsend): 148 -> 168 KB; the daemon's firewall
-    # lifecycle (watch, preflight checks, revoke/flush/list JSON, SIGHUP reload): +15 KB
-    assert len(blob) < 190_000
+    # lifecycle (watch, preflight checks, revoke/flush/list JSON, SIGHUP reload): +15 KB;
+    # status JSON for LuCI and the notification-driven watch: 190 KB. The ceiling stays
+    # under the 200 KB the package must not reach; the next saving is a spa-lite-gpg
+    # subpackage (about 20 KB of bytecode a Rijndael-only router does not need).
+    assert len(blob) < 195_000
     again, _ = build("build-apk", tmp_path / "b", EPOCH, "--python-version", ver)
     with open(again, "rb") as fh:
         assert fh.read() == blob                      # bytecode is reproducible too
