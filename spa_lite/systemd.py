@@ -16,6 +16,7 @@ import subprocess
 import sys
 
 from spa_lite.errors import UsageError
+from spa_lite.privfile import write_atomic
 
 UNIT_NAME = "spa-lite.service"
 UNIT_DIR = "/etc/systemd/system"
@@ -81,11 +82,7 @@ def unit_text(exe=None, args=None) -> str:
 
 def _write(path: str, text: str, mode: int) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        fh.write(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    write_atomic(path, text, mode)
 
 
 def cmd_install_systemd(args) -> int:
